@@ -1,0 +1,198 @@
+"""Driving load: one or more locust load-driver processes, one measurement at a time.
+
+With `processes` > 1 the users of a cell are split across that many driver
+processes (each a locust LocalRunner on its own core share), and their
+histograms, counts and per-second series are merged, the way locust's own
+`--processes` splits users across workers.
+"""
+
+from __future__ import annotations
+
+import json
+import select
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from asyncbench.histogram import Histogram
+from asyncbench.processes import ManagedProcess, ProcessError, cpu_pinning_prefix
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Measurement:
+    started_at: float
+    duration_s: float
+    warmup_s: float
+    requests: int
+    failures: dict[str, int]
+    histogram: Histogram
+    series: list[dict[str, Any]]
+    locust: dict[str, float]
+    generator_cpu_percent: float  # busiest driver process, percent of one core
+    generator_cpu_peak_percent: float
+    stop_reason: str
+
+
+class LoadGenerator:
+    """A pool of long-lived load-driver processes."""
+
+    def __init__(
+        self,
+        *,
+        processes: int,
+        cpus: tuple[int, ...],
+        log_dir: Path,
+        env: dict[str, str],
+    ) -> None:
+        self.drivers: list[ManagedProcess] = []
+        self.processes = processes
+        self.cpus = cpus
+        self.log_dir = log_dir
+        self.env = env
+
+    def __enter__(self) -> LoadGenerator:
+        try:
+            for i in range(self.processes):
+                argv = [*cpu_pinning_prefix(self.cpus), sys.executable, "-m", "asyncbench.loaddriver"]
+                d = ManagedProcess(
+                    f"load driver {i}",
+                    argv,
+                    log_path=self.log_dir / f"locust-{i}.log",
+                    env=self.env,
+                    cwd=ROOT,
+                    pipe_stdio=True,
+                    stop_timeout=5,
+                )
+                d.start()
+                self.drivers.append(d)
+            for d in self.drivers:
+                line = self._read_line(d, timeout=60)
+                if not json.loads(line).get("ready"):
+                    raise ProcessError(f"{d.name} did not report ready: {line!r}")
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        for d in self.drivers:
+            d.stop()
+        self.drivers = []
+
+    @property
+    def pids(self) -> list[int]:
+        return [d.pid for d in self.drivers]
+
+    def _read_line(self, d: ManagedProcess, timeout: float) -> str:
+        assert d.proc is not None and d.proc.stdout is not None
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise ProcessError(f"{d.name} gave no answer within {timeout:.0f} s; see {d.log_path}")
+            ready, _, _ = select.select([d.proc.stdout], [], [], min(remaining, 1.0))
+            if ready:
+                line = d.proc.stdout.readline()
+                if not line:
+                    from asyncbench.processes import tail
+
+                    raise ProcessError(
+                        f"{d.name} exited (code {d.proc.poll()}); last lines of {d.log_path}:\n"
+                        f"{tail(d.log_path)}"
+                    )
+                return line.decode()
+            if not d.alive():
+                continue  # let readline see EOF and report
+
+    def measure(
+        self,
+        *,
+        host: str,
+        path: str,
+        users: int,
+        warmup_s: float,
+        min_s: float,
+        max_s: float,
+        target_rse: float,
+        min_requests_per_user: int,
+    ) -> Measurement:
+        # Split users across drivers as evenly as possible; drivers with no
+        # users sit this cell out.
+        n = len(self.drivers)
+        shares = [users // n + (1 if i < users % n else 0) for i in range(n)]
+        active = [(d, u) for d, u in zip(self.drivers, shares, strict=True) if u > 0]
+        for d, u in active:
+            cmd = {
+                "op": "measure",
+                "host": host,
+                "path": path,
+                "users": u,
+                "warmup_s": warmup_s,
+                "min_s": min_s,
+                "max_s": max_s,
+                "target_rse": target_rse,
+                "min_requests_per_user": min_requests_per_user,
+            }
+            assert d.proc is not None and d.proc.stdin is not None
+            d.proc.stdin.write((json.dumps(cmd) + "\n").encode())
+            d.proc.stdin.flush()
+        results = []
+        for d, _ in active:
+            res = json.loads(self._read_line(d, timeout=warmup_s + max_s + 60))
+            if not res.get("ok"):
+                raise ProcessError(f"{d.name}: {res.get('error')}")
+            results.append(res)
+        return _merge(results)
+
+
+def _merge(results: list[dict[str, Any]]) -> Measurement:
+    hist = Histogram.merged(Histogram.from_dict(r["histogram"]) for r in results)
+    failures: dict[str, int] = {}
+    for r in results:
+        for k, v in r["failures"].items():
+            failures[k] = failures.get(k, 0) + v
+    duration = min(r["duration_s"] for r in results)
+    length = min(len(r["series"]) for r in results)
+    series = []
+    for i in range(length):
+        parts = [r["series"][i] for r in results]
+        series.append(
+            {
+                "t": parts[0]["t"],
+                "requests": sum(p["requests"] for p in parts),
+                "failures": sum(p["failures"] for p in parts),
+                # per-second percentiles of the busiest driver: an approximation
+                # when several drivers run; the window's percentiles are exact merges
+                "p50_ms": max((p["p50_ms"] for p in parts if p["p50_ms"] is not None), default=None),
+                "p99_ms": max((p["p99_ms"] for p in parts if p["p99_ms"] is not None), default=None),
+            }
+        )
+    locust = {
+        "requests": sum(r["locust"]["requests"] for r in results),
+        "failures": sum(r["locust"]["failures"] for r in results),
+        "rps": sum(r["locust"]["rps"] for r in results),
+        "median_ms": max(r["locust"]["median_ms"] for r in results),
+        "p99_ms": max(r["locust"]["p99_ms"] for r in results),
+        "avg_ms": sum(r["locust"]["avg_ms"] * r["locust"]["requests"] for r in results)
+        / max(1.0, sum(r["locust"]["requests"] for r in results)),
+    }
+    return Measurement(
+        started_at=min(r["started_at"] for r in results),
+        duration_s=duration,
+        warmup_s=results[0]["warmup_s"],
+        requests=sum(r["requests"] for r in results),
+        failures=failures,
+        histogram=hist,
+        series=series,
+        locust=locust,
+        generator_cpu_percent=max(r["generator_cpu_percent"] for r in results),
+        generator_cpu_peak_percent=max(r["generator_cpu_peak_percent"] for r in results),
+        stop_reason=",".join(sorted({r["stop_reason"] for r in results})),
+    )

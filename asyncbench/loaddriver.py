@@ -1,0 +1,224 @@
+"""The load driver: a long-lived locust process that measures one cell per command.
+
+Runs as its own process (`python -m asyncbench.loaddriver`), started and stopped
+by the runner like any other child. It uses locust as a library (Environment +
+LocalRunner + the FastHttpUser in locustfiles/endpoint.py) rather than the
+locust command line, because a locust process costs about 2 s to start: one
+process per setup instead of one per measurement is what lets the `quick`
+scenario fit its budget.
+
+Protocol: one JSON object per line on stdin, one JSON object per line on
+stdout. `{"op": "measure", ...}` -> a measurement; `{"op": "quit"}` -> exit.
+Everything else (locust's own logging) goes to stderr, which the runner keeps
+in the run's folder.
+
+What it measures, per command:
+- warm-up: users spawned and loading for `warmup_s`, then discarded;
+- measured window: from `min_s` up to `max_s`, ended early once throughput
+  per 0.5 s tick is stable (relative standard error below `target_rse`) and
+  every user completed at least `min_requests_per_user` requests;
+- response times at microsecond resolution (asyncbench.histogram) from
+  locust's request event, per window and per second; locust's own rounded
+  statistics beside them as a cross-check;
+- its own CPU (process time) per tick, to flag a generator-bound cell.
+"""
+
+# locust must be imported first: it monkey-patches the standard library with gevent.
+import locust  # noqa: F401  isort: skip
+
+import json
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import gevent
+from locust.env import Environment
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from asyncbench.histogram import Histogram  # noqa: E402
+from locustfiles.endpoint import EndpointUser  # noqa: E402
+
+TICK_S = 0.5
+
+
+class Recorder:
+    """Receives locust's request events; records only inside the measured window."""
+
+    def __init__(self) -> None:
+        self.active = False
+        self.t0 = 0.0
+        self.hist = Histogram()
+        self.seconds: dict[int, Histogram] = {}
+        self.second_failures: dict[int, int] = {}
+        self.failures: dict[str, int] = {}
+        self.ok = 0
+
+    def start(self) -> None:
+        self.__init__()  # type: ignore[misc]
+        self.t0 = time.time()
+        self.active = True
+
+    def on_request(
+        self,
+        request_type: str,
+        name: str,
+        response_time: float,
+        response_length: int,
+        exception: BaseException | None = None,
+        **_: Any,
+    ) -> None:
+        if not self.active:
+            return
+        sec = int(time.time() - self.t0)
+        if exception is not None:
+            kind = _failure_kind(exception)
+            self.failures[kind] = self.failures.get(kind, 0) + 1
+            self.second_failures[sec] = self.second_failures.get(sec, 0) + 1
+            return
+        us = response_time * 1000.0
+        self.ok += 1
+        self.hist.record(us)
+        h = self.seconds.get(sec)
+        if h is None:
+            h = self.seconds[sec] = Histogram()
+        h.record(us)
+
+
+def _failure_kind(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    # "HTTP 502 ..." style messages from FastHttpSession keep the status only.
+    if text.startswith("HTTP ") or "status" in text.lower():
+        return f"{type(exc).__name__}: {text[:60]}"
+    return f"{type(exc).__name__}" + (f": {text[:60]}" if text else "")
+
+
+def measure(cmd: dict[str, Any], recorder: Recorder) -> dict[str, Any]:
+    host = cmd["host"]
+    path = cmd["path"]
+    users = int(cmd["users"])
+    warmup_s = float(cmd.get("warmup_s", 1.0))
+    min_s = float(cmd.get("min_s", 2.0))
+    max_s = max(min_s, float(cmd.get("max_s", 6.0)))
+    target_rse = float(cmd.get("target_rse", 0.02))
+    min_per_user = int(cmd.get("min_requests_per_user", 5))
+
+    user_class = type("CellUser", (EndpointUser,), {"path": path, "host": host})
+    env = Environment(user_classes=[user_class], host=host)
+    env.events.request.add_listener(recorder.on_request)
+    runner = env.create_local_runner()
+    try:
+        runner.start(users, spawn_rate=max(users, 1) * 10)
+        deadline = time.monotonic() + 10
+        while runner.user_count < users and time.monotonic() < deadline:
+            gevent.sleep(0.01)
+        gevent.sleep(warmup_s)
+
+        env.stats.reset_all()
+        recorder.start()
+        cpu0 = time.process_time()
+        wall0 = time.monotonic()
+        ticks: list[int] = []
+        tick_cpu: list[float] = []
+        last_count = 0
+        stop_reason = "max_s"
+        while True:
+            t_cpu, t_wall = time.process_time(), time.monotonic()
+            gevent.sleep(TICK_S)
+            done = recorder.ok + sum(recorder.failures.values())
+            ticks.append(done - last_count)
+            last_count = done
+            dt = time.monotonic() - t_wall
+            tick_cpu.append(100.0 * (time.process_time() - t_cpu) / dt if dt > 0 else 0.0)
+            elapsed = time.monotonic() - wall0
+            if elapsed >= max_s:
+                break
+            if elapsed >= min_s and done >= min_per_user * users and _rse(ticks) <= target_rse:
+                stop_reason = "stable"
+                break
+        recorder.active = False
+        duration = time.monotonic() - wall0
+        cpu = time.process_time() - cpu0
+        total = env.stats.total
+        locust_stats = {
+            "requests": float(total.num_requests),
+            "failures": float(total.num_failures),
+            "median_ms": float(total.median_response_time or 0),
+            "p99_ms": float(total.get_response_time_percentile(0.99) or 0),
+            "avg_ms": float(total.avg_response_time or 0),
+            "rps": total.num_requests / duration if duration > 0 else 0.0,
+        }
+    finally:
+        runner.quit()
+        env.events.request.remove_listener(recorder.on_request)
+
+    h = recorder.hist
+    series = []
+    # whole seconds only: a trailing partial second would read as a dip
+    for sec in range(int(duration)):
+        sh = recorder.seconds.get(sec)
+        series.append(
+            {
+                "t": float(sec),
+                "requests": sh.count if sh else 0,
+                "failures": recorder.second_failures.get(sec, 0),
+                "p50_ms": _ms(sh.percentile(50)) if sh else None,
+                "p99_ms": _ms(sh.percentile(99)) if sh else None,
+            }
+        )
+    return {
+        "ok": True,
+        "started_at": recorder.t0,
+        "duration_s": duration,
+        "warmup_s": warmup_s,
+        "stop_reason": stop_reason,
+        "requests": recorder.ok,
+        "failures": recorder.failures,
+        "histogram": h.to_dict(),
+        "series": series,
+        "locust": locust_stats,
+        "generator_cpu_percent": 100.0 * cpu / duration if duration > 0 else 0.0,
+        "generator_cpu_peak_percent": max(tick_cpu) if tick_cpu else 0.0,
+        "tick_requests": ticks,
+    }
+
+
+def _ms(us: float | None) -> float | None:
+    return None if us is None else us / 1000.0
+
+
+def _rse(ticks: list[int]) -> float:
+    """Relative standard error of the mean tick count (inf below 4 ticks)."""
+    n = len(ticks)
+    if n < 4:
+        return math.inf
+    mean = sum(ticks) / n
+    if mean <= 0:
+        return math.inf
+    var = sum((x - mean) ** 2 for x in ticks) / (n - 1)
+    return math.sqrt(var / n) / mean
+
+
+def main() -> int:
+    recorder = Recorder()
+    out = sys.stdout
+    # locust and gevent log to stderr; stdout carries only protocol lines.
+    print(json.dumps({"ready": True}), file=out, flush=True)
+    for line in sys.stdin:
+        line = line.strip()
+        if not line:
+            continue
+        cmd = json.loads(line)
+        if cmd.get("op") == "quit":
+            break
+        try:
+            result = measure(cmd, recorder)
+        except Exception as exc:  # report, keep serving: one bad cell must not end the run
+            result = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+        print(json.dumps(result), file=out, flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

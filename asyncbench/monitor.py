@@ -1,0 +1,114 @@
+"""Resource sampling of the server's whole process tree during a measured window.
+
+CPU is taken as the difference of cumulative CPU times between the start and
+the end of the window (exact, not sampled); peak RSS and worker churn come
+from a background thread sampling every `interval` seconds.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+import psutil
+
+
+def _tree(pid: int) -> list[psutil.Process]:
+    try:
+        root = psutil.Process(pid)
+        return [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return []
+
+
+def _cpu_times(procs: list[psutil.Process]) -> dict[int, float]:
+    out: dict[int, float] = {}
+    for p in procs:
+        try:
+            t = p.cpu_times()
+            out[p.pid] = t.user + t.system
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+    return out
+
+
+@dataclass(frozen=True)
+class WindowUsage:
+    cpu_s: float
+    cpu_percent: float  # of one core, averaged over the window
+    rss_peak_mb: float
+    worker_changes: int  # processes that appeared or vanished in the tree
+    alive: bool
+
+
+class TreeMonitor:
+    """Samples one process tree; `begin()`/`end()` bracket a measured window."""
+
+    def __init__(self, pid: int, interval: float = 0.25) -> None:
+        self.pid = pid
+        self.interval = interval
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._rss_peak = 0
+        self._pids: set[int] = set()
+        self._changes = 0
+        self._start_cpu: dict[int, float] = {}
+        self._start_wall = 0.0
+        self._thread = threading.Thread(target=self._loop, name=f"monitor-{pid}", daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            self._sample()
+
+    def _sample(self) -> None:
+        procs = _tree(self.pid)
+        rss = 0
+        for p in procs:
+            try:
+                rss += p.memory_info().rss
+            except (psutil.NoSuchProcess, psutil.AccessDenied):
+                continue
+        pids = {p.pid for p in procs}
+        with self._lock:
+            self._rss_peak = max(self._rss_peak, rss)
+            if self._pids and pids != self._pids:
+                self._changes += len(pids ^ self._pids)
+            self._pids = pids
+
+    def pids(self) -> set[int]:
+        return {p.pid for p in _tree(self.pid)}
+
+    def begin(self) -> None:
+        import time
+
+        procs = _tree(self.pid)
+        with self._lock:
+            self._rss_peak = 0
+            self._changes = 0
+            self._pids = {p.pid for p in procs}
+        self._start_cpu = _cpu_times(procs)
+        self._start_wall = time.monotonic()
+        self._sample()
+
+    def end(self) -> WindowUsage:
+        import time
+
+        self._sample()
+        procs = _tree(self.pid)
+        now = _cpu_times(procs)
+        wall = max(time.monotonic() - self._start_wall, 1e-9)
+        # Processes born during the window count from zero.
+        cpu = sum(t - self._start_cpu.get(pid, 0.0) for pid, t in now.items())
+        with self._lock:
+            return WindowUsage(
+                cpu_s=cpu,
+                cpu_percent=100.0 * cpu / wall,
+                rss_peak_mb=self._rss_peak / 2**20,
+                worker_changes=self._changes,
+                alive=bool(procs),
+            )
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=2)

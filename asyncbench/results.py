@@ -1,0 +1,292 @@
+"""The results model: one JSON file per run, versioned, written cell by cell.
+
+Everything downstream (terminal summary, charts, HTML report, regression
+gate) reads these objects and nothing else, so a report can be regenerated and
+a gate re-evaluated without measuring again.
+
+Schema changelog (bump SCHEMA_VERSION on any incompatible change):
+  1 - first version: run -> setups, cells -> repeats, per-second series,
+      microsecond-resolution latency percentiles beside locust's own.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+SCHEMA_VERSION = 1
+
+# Flag codes. A flagged figure is never shown as if it were clean.
+FLAG_GENERATOR_BOUND = "generator-bound"  # locust CPU >= ~90% of a core, or near its ceiling
+FLAG_FAILURES = "failures"  # any request failed
+FLAG_SERVER_CRASH = "server-crash"  # server died or respawned a worker during the cell
+FLAG_UNSTABLE = "unstable"  # coefficient of variation across repeats >= threshold
+FLAG_FEW_REQUESTS = "few-requests"  # too few requests per user for percentiles to mean much
+FLAG_ERROR = "error"  # the cell could not be measured (bad body, server did not start, ...)
+FLAG_CODES = (
+    FLAG_GENERATOR_BOUND,
+    FLAG_FAILURES,
+    FLAG_SERVER_CRASH,
+    FLAG_UNSTABLE,
+    FLAG_FEW_REQUESTS,
+    FLAG_ERROR,
+)
+
+
+@dataclass(frozen=True)
+class Flag:
+    code: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Latency:
+    """Percentiles in milliseconds from the harness's own histogram.
+
+    Recorded at microsecond resolution with a bounded relative error (see
+    asyncbench.histogram), unlike locust's rounded figures.
+    """
+
+    count: int
+    mean_ms: float
+    p50_ms: float
+    p90_ms: float
+    p95_ms: float
+    p99_ms: float
+    max_ms: float
+
+
+@dataclass(frozen=True)
+class Second:
+    """One second of the measured window."""
+
+    t: float  # seconds since the start of the measured window
+    requests: int
+    failures: int
+    p50_ms: float | None
+    p99_ms: float | None
+
+
+@dataclass(frozen=True)
+class Repeat:
+    index: int
+    started_at: float  # unix time at the start of the measured window
+    duration_s: float  # length of the measured window actually used
+    warmup_s: float
+    requests: int
+    failures: dict[str, int]  # kind of failure -> count
+    throughput_rps: float
+    latency: Latency
+    # locust's own rounded statistics, kept only as a cross-check
+    locust: dict[str, float]
+    server_cpu_s: float  # CPU seconds of the server's whole process tree in the window
+    server_cpu_percent: float  # percent of one core, averaged over the window
+    server_rss_peak_mb: float
+    generator_cpu_percent: float  # percent of one core (the busiest generator process)
+    generator_cpu_peak_percent: float
+    server_worker_changes: int  # worker processes that appeared or vanished
+    series: tuple[Second, ...] = ()
+    flags: tuple[Flag, ...] = ()
+
+    @property
+    def cpu_s_per_1k_requests(self) -> float | None:
+        if self.requests <= 0:
+            return None
+        return self.server_cpu_s / self.requests * 1000.0
+
+    @property
+    def failure_count(self) -> int:
+        return sum(self.failures.values())
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One (setup, workload, variant, users[, parameters]) measurement, repeated."""
+
+    setup: str
+    workload: str
+    variant: str
+    kind: str  # "sync" or "async"
+    users: int
+    path: str  # the URL path loaded, query string included
+    params: dict[str, int] = field(default_factory=dict)
+    repeats: tuple[Repeat, ...] = ()
+    flags: tuple[Flag, ...] = ()
+    status: str = "ok"  # "ok" | "error"
+    error: str | None = None
+    # In an A/B-in-one-job run, which source tree served the cell ("base" or
+    # "head"); empty in an ordinary run.
+    revision: str = ""
+
+    @property
+    def key(self) -> str:
+        """Stable identity of a cell across runs (used by the gate)."""
+        extra = "".join(f",{k}={v}" for k, v in sorted(self.params.items()))
+        return f"{self.setup}/{self.workload}/{self.variant}/u{self.users}{extra}"
+
+    @property
+    def throughputs(self) -> list[float]:
+        return [r.throughput_rps for r in self.repeats]
+
+    @property
+    def p99s(self) -> list[float]:
+        return [r.latency.p99_ms for r in self.repeats]
+
+    @property
+    def flag_codes(self) -> set[str]:
+        codes = {f.code for f in self.flags}
+        for r in self.repeats:
+            codes.update(f.code for f in r.flags)
+        return codes
+
+    @property
+    def all_flags(self) -> list[Flag]:
+        """Cell flags and repeat flags, de-duplicated by code and message."""
+        seen: dict[tuple[str, str], Flag] = {}
+        for f in self.flags:
+            seen.setdefault((f.code, f.message), f)
+        for r in self.repeats:
+            for f in r.flags:
+                seen.setdefault((f.code, f.message), f)
+        return list(seen.values())
+
+
+@dataclass(frozen=True)
+class SetupInfo:
+    """A server setup as it ran: what it is and what it implies."""
+
+    name: str
+    server: str  # gunicorn, uvicorn, daphne, granian, hypercorn
+    interface: str  # "wsgi" or "asgi"
+    workers: int
+    threads: int
+    worker_class: str
+    event_loop: str  # "none", "asyncio", "uvloop", "twisted", "tokio"...
+    keepalive: bool
+    command: tuple[str, ...]
+    env: dict[str, str]
+    cpu_affinity: tuple[int, ...]
+    notes: str = ""
+
+
+@dataclass(frozen=True)
+class Run:
+    schema_version: int
+    run_id: str
+    scenario: str
+    scenario_resolved: dict[str, Any]
+    command: tuple[str, ...]  # the exact argv that reproduces the run
+    started_at: float
+    finished_at: float | None
+    complete: bool
+    interrupted: bool
+    environment: dict[str, Any]
+    generator_ceiling: dict[str, Any]  # {"rps": ..., "cpu_percent": ..., "users": ...}
+    setups: dict[str, SetupInfo]
+    cells: tuple[Cell, ...]
+    notes: tuple[str, ...] = ()
+
+    def cell(self, setup: str, workload: str, variant: str, users: int) -> Cell | None:
+        for c in self.cells:
+            if (c.setup, c.workload, c.variant, c.users) == (setup, workload, variant, users):
+                return c
+        return None
+
+
+# ---------------------------------------------------------------- (de)serialisation
+
+
+def to_dict(run: Run) -> dict[str, Any]:
+    return asdict(run)
+
+
+def _flags(items: Any) -> tuple[Flag, ...]:
+    return tuple(Flag(**f) for f in items or ())
+
+
+def _repeat(d: dict[str, Any]) -> Repeat:
+    d = dict(d)
+    d["latency"] = Latency(**d["latency"])
+    d["series"] = tuple(Second(**s) for s in d.get("series", ()))
+    d["flags"] = _flags(d.get("flags"))
+    return Repeat(**_known(Repeat, d))
+
+
+def _cell(d: dict[str, Any]) -> Cell:
+    d = dict(d)
+    d["repeats"] = tuple(_repeat(r) for r in d.get("repeats", ()))
+    d["flags"] = _flags(d.get("flags"))
+    return Cell(**_known(Cell, d))
+
+
+def _known(cls: type, d: dict[str, Any]) -> dict[str, Any]:
+    names = {f.name for f in fields(cls)}
+    return {k: v for k, v in d.items() if k in names}
+
+
+class ResultsError(Exception):
+    """A results file that cannot be read as this schema."""
+
+
+def from_dict(d: dict[str, Any]) -> Run:
+    version = d.get("schema_version")
+    if version != SCHEMA_VERSION:
+        raise ResultsError(
+            f"results schema_version {version!r} is not supported (this version reads "
+            f"{SCHEMA_VERSION}); regenerate the run with this version of the harness"
+        )
+    d = dict(d)
+    d["setups"] = {
+        k: SetupInfo(**{**v, "command": tuple(v["command"]), "cpu_affinity": tuple(v["cpu_affinity"])})
+        for k, v in d.get("setups", {}).items()
+    }
+    d["cells"] = tuple(_cell(c) for c in d.get("cells", ()))
+    d["command"] = tuple(d.get("command", ()))
+    d["notes"] = tuple(d.get("notes", ()))
+    return Run(**_known(Run, d))
+
+
+def results_path(run_dir: Path) -> Path:
+    return Path(run_dir) / "results.json"
+
+
+def load_run(path: str | os.PathLike[str]) -> Run:
+    """Load a run from its folder or from a results.json path."""
+    p = Path(path)
+    if p.is_dir():
+        p = results_path(p)
+    try:
+        data = json.loads(p.read_text())
+    except FileNotFoundError:
+        raise ResultsError(f"no results file at {p}") from None
+    except json.JSONDecodeError as exc:
+        raise ResultsError(f"{p} is not valid JSON: {exc}") from None
+    return from_dict(data)
+
+
+def save_run(run: Run, path: str | os.PathLike[str]) -> Path:
+    """Write atomically: a crash mid-write never leaves a truncated file."""
+    p = Path(path)
+    if p.is_dir() or p.suffix != ".json":
+        p = results_path(p)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=".results-", suffix=".json")
+    try:
+        with os.fdopen(fd, "w") as fh:
+            json.dump(to_dict(run), fh, indent=1, sort_keys=False)
+            fh.write("\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, p)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return p
+
+
+def with_cell(run: Run, cell: Cell) -> Run:
+    return replace(run, cells=run.cells + (cell,))

@@ -1,0 +1,639 @@
+"""Executing a scenario: plan the cells, start the processes, measure, store.
+
+Order of work, per run:
+1. prepare the database (migrate, seed: idempotent) and record the environment;
+2. start the upstream (on the generator's CPUs) and the load drivers;
+3. measure the load generator's own ceiling against a trivial endpoint served
+   from the server's CPUs, so cells near it can be flagged;
+4. per setup: start the server (kept up for all of its cells), then for every
+   (users, workload, parameters) group, validate each variant's body once and
+   measure the variants interleaved, repeat by repeat, rotating the order so
+   drift favours none (A B C, B C A, C A B, ...);
+5. after every measurement: drain the server's backlog, write results.json
+   atomically (so an interrupted run keeps every finished measurement).
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+from bench_site.registry import VARIANTS, endpoint
+from asyncbench import environment, results, stats
+from asyncbench.load import LoadGenerator, Measurement
+from asyncbench.monitor import TreeMonitor, WindowUsage
+from asyncbench.processes import (
+    LOOPBACK,
+    ManagedProcess,
+    ProcessError,
+    cpu_pinning_prefix,
+    free_port,
+    http_get,
+)
+from asyncbench.progress import Progress
+from asyncbench.results import (
+    FLAG_ERROR,
+    FLAG_FAILURES,
+    FLAG_FEW_REQUESTS,
+    FLAG_GENERATOR_BOUND,
+    FLAG_SERVER_CRASH,
+    FLAG_UNSTABLE,
+    Cell,
+    Flag,
+    Latency,
+    Repeat,
+    Run,
+    Second,
+    SetupInfo,
+)
+from asyncbench.scenario import Scenario, WorkloadConfig
+from asyncbench.setups import SetupConfig
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_SQLITE = ROOT / "var" / "bench.sqlite3"
+
+
+class RunInterrupted(Exception):
+    """Raised after an interrupted run has been saved (the CLI exits 130)."""
+
+    def __init__(self, run_dir: Path) -> None:
+        super().__init__(f"run interrupted; finished measurements kept in {run_dir}")
+        self.run_dir = run_dir
+
+
+# ------------------------------------------------------------------ CPU placement
+
+
+def cpu_plan(scenario: Scenario) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """(server CPUs, generator CPUs). Generator CPUs also host the upstream."""
+    available = sorted(os.sched_getaffinity(0))
+    server, generator = scenario.cpu.server, scenario.cpu.generator
+    if server or generator:
+        return tuple(server), tuple(generator)
+    if len(available) < 2:
+        return (), ()
+    half = len(available) // 2
+    return tuple(available[:half]), tuple(available[half:])
+
+
+# ------------------------------------------------------------------ database
+
+
+def django_env(scenario: Scenario, base_env: dict[str, str], root: Path = ROOT) -> dict[str, str]:
+    env = dict(base_env)
+    env["DJANGO_SETTINGS_MODULE"] = "bench_site.settings"
+    env["PYTHONPATH"] = str(root)
+    env["BENCH_DEBUG"] = "0"  # DEBUG is off in measured runs, whatever the caller's environment says
+    env.pop("BENCH_DATABASE_URL", None)
+    if scenario.database.engine == "postgres":
+        env["BENCH_DATABASE_URL"] = scenario.database.url or "postgresql://postgres@127.0.0.1:5432/postgres"
+    else:
+        env["BENCH_SQLITE_PATH"] = scenario.database.sqlite_path or str(DEFAULT_SQLITE)
+    return env
+
+
+def prepare_database(scenario: Scenario, env: dict[str, str], log_path: Path, note: Callable[[str], None]) -> None:
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "ab") as log:
+        for argv in (
+            [sys.executable, "manage.py", "migrate", "--noinput"],
+            [sys.executable, "manage.py", "seed", "--rows", str(scenario.database.rows)],
+        ):
+            note(f"database: {' '.join(argv[1:])}")
+            done = subprocess.run(argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, timeout=1800)
+            if done.returncode != 0:
+                from asyncbench.processes import tail
+
+                raise ProcessError(
+                    f"{' '.join(argv[1:])} failed with code {done.returncode}; last lines of "
+                    f"{log_path}:\n{tail(log_path)}"
+                )
+
+
+def database_info(scenario: Scenario, env: dict[str, str]) -> dict[str, Any]:
+    if scenario.database.engine == "sqlite":
+        return {
+            "vendor": "sqlite",
+            "version": sqlite3.sqlite_version,
+            "path": env.get("BENCH_SQLITE_PATH"),
+            "rows": scenario.database.rows,
+        }
+    url = env["BENCH_DATABASE_URL"]
+    version = None
+    try:
+        import psycopg
+
+        with psycopg.connect(url, connect_timeout=5) as conn:
+            row = conn.execute("SHOW server_version").fetchone()
+            version = row[0] if row else None
+    except Exception as exc:  # recorded, not fatal: migrate would have failed first
+        version = f"unknown ({type(exc).__name__})"
+    from urllib.parse import urlsplit
+
+    u = urlsplit(url)
+    # never store a password in a results file
+    return {"vendor": "postgresql", "version": version, "host": u.hostname, "port": u.port,
+            "name": u.path.lstrip("/"), "rows": scenario.database.rows}
+
+
+# ------------------------------------------------------------------ servers
+
+
+@dataclass
+class Server:
+    config: SetupConfig
+    revision: str
+    proc: ManagedProcess
+    port: int
+    monitor: TreeMonitor
+    info: SetupInfo
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{LOOPBACK}:{self.port}"
+
+
+def setup_info(config: SetupConfig, argv: list[str], env: dict[str, str], cpus: tuple[int, ...], workers: int) -> SetupInfo:
+    spec = config.spec
+    shown_env = {k: v for k, v in env.items() if k.startswith("BENCH_") and k != "BENCH_DATABASE_URL"}
+    notes = spec.notes + ("; plus one sync-only middleware (BENCH_SYNC_MIDDLEWARE=1)" if config.sync_middleware else "")
+    return SetupInfo(
+        name=config.name,
+        server=spec.server,
+        interface=spec.interface,
+        workers=workers,
+        threads=config.threads if spec.uses_threads else 1,
+        worker_class=spec.worker_class,
+        event_loop=spec.event_loop,
+        keepalive=spec.keepalive,
+        command=tuple(argv),
+        env=shown_env,
+        cpu_affinity=tuple(cpus),
+        notes=notes,
+    )
+
+
+def start_server(
+    config: SetupConfig,
+    *,
+    revision: str,
+    root: Path,
+    env: dict[str, str],
+    cpus: tuple[int, ...],
+    log_dir: Path,
+) -> Server:
+    spec = config.spec
+    workers = config.workers or max(1, len(cpus) or 1)
+    if spec.max_workers is not None:
+        workers = min(workers, spec.max_workers)
+    port = free_port()
+    argv = spec.argv(LOOPBACK, port, workers, config.threads)
+    env = dict(env)
+    if config.sync_middleware:
+        env["BENCH_SYNC_MIDDLEWARE"] = "1"
+    label = f"{config.name}{'-' + revision if revision else ''}"
+    proc = ManagedProcess(
+        label,
+        [*cpu_pinning_prefix(cpus), *argv],
+        log_path=log_dir / f"server-{label}.log",
+        env=env,
+        cwd=root,
+        port=port,
+        health_path="/health",
+        ready_timeout=60,
+    )
+    proc.start()
+    try:
+        proc.wait_ready()
+    except BaseException:
+        proc.stop()
+        raise
+    return Server(config, revision, proc, port, TreeMonitor(proc.pid), setup_info(config, argv, env, cpus, workers))
+
+
+def stop_server(server: Server) -> None:
+    server.monitor.close()
+    server.proc.stop()
+
+
+def drain(server: Server, timeout: float) -> float:
+    """Wait until the server answers /health promptly: what the last cell queued is gone.
+
+    Measured on this machine, a saturated sync worker needed up to 10 s to
+    work off its backlog; without this the next cell's p99 read 2.6 s.
+    Returns the seconds spent.
+    """
+    t0 = time.monotonic()
+    fast_in_a_row = 0
+    while time.monotonic() - t0 < timeout:
+        t = time.monotonic()
+        try:
+            status, _, _ = http_get(LOOPBACK, server.port, "/health", timeout=max(0.5, timeout))
+        except OSError:
+            status = 0
+        if status == 200 and time.monotonic() - t < 0.05:
+            fast_in_a_row += 1
+            if fast_in_a_row >= 2:
+                break
+        else:
+            fast_in_a_row = 0
+            time.sleep(0.05)
+    return time.monotonic() - t0
+
+
+# ------------------------------------------------------------------ the plan
+
+
+@dataclass(frozen=True)
+class Planned:
+    setup: str
+    workload: str
+    variant: str
+    users: int
+    params: tuple[tuple[str, int], ...]
+    revision: str
+    repeat: int
+
+    @property
+    def cell_id(self) -> tuple[str, str, str, int, tuple[tuple[str, int], ...], str]:
+        return (self.setup, self.workload, self.variant, self.users, self.params, self.revision)
+
+    @property
+    def path(self) -> str:
+        base = endpoint(self.workload, self.variant).path
+        return base + ("?" + urlencode(self.params) if self.params else "")
+
+    @property
+    def label(self) -> str:
+        p = "".join(f" {k}={v}" for k, v in self.params)
+        r = f" [{self.revision}]" if self.revision else ""
+        return f"{self.setup} {self.workload}/{self.variant} u={self.users}{p}{r} #{self.repeat + 1}"
+
+
+def plan(scenario: Scenario, revisions: list[str]) -> list[Planned]:
+    """Every measurement, in the order it will run (grouped by setup)."""
+    out: list[Planned] = []
+    for setup in scenario.setups:
+        for wl in scenario.workloads:
+            for users in scenario.users_for(wl):
+                for params in wl.param_sets():
+                    out.extend(_group(setup.name, wl, users, tuple(sorted(params.items())), revisions, scenario.load.repeats))
+    return out
+
+
+def _group(setup: str, wl: WorkloadConfig, users: int, params: tuple[tuple[str, int], ...],
+           revisions: list[str], repeats: int) -> Iterator[Planned]:
+    arms = [(v, rev) for v in wl.variants for rev in revisions]
+    for r in range(repeats):
+        k = r % len(arms)
+        for variant, rev in arms[k:] + arms[:k]:
+            yield Planned(setup, wl.name, variant, users, params, rev, r)
+
+
+# ------------------------------------------------------------------ flags
+
+
+def repeat_flags(m: Measurement, usage: WindowUsage, users: int, scenario: Scenario,
+                 ceiling_rps: float | None) -> list[Flag]:
+    load = scenario.load
+    flags = []
+    rps = m.requests / m.duration_s if m.duration_s > 0 else 0.0
+    if m.generator_cpu_percent >= load.generator_cpu_limit:
+        flags.append(Flag(FLAG_GENERATOR_BOUND,
+                          f"locust used {m.generator_cpu_percent:.0f}% of a core (limit {load.generator_cpu_limit:.0f}%)"))
+    elif ceiling_rps and rps >= load.ceiling_fraction * ceiling_rps:
+        flags.append(Flag(FLAG_GENERATOR_BOUND,
+                          f"{rps:,.0f} req/s is {rps / ceiling_rps:.0%} of the generator's measured ceiling "
+                          f"({ceiling_rps:,.0f} req/s)"))
+    nfail = sum(m.failures.values())
+    if nfail:
+        kinds = ", ".join(f"{k} x{v}" for k, v in sorted(m.failures.items(), key=lambda kv: -kv[1])[:3])
+        flags.append(Flag(FLAG_FAILURES, f"{nfail} of {nfail + m.requests} requests failed: {kinds}"))
+    if usage.worker_changes or not usage.alive:
+        flags.append(Flag(FLAG_SERVER_CRASH,
+                          "server died" if not usage.alive else
+                          f"{usage.worker_changes} server processes appeared or vanished (crash or respawn)"))
+    if m.requests < load.min_requests_per_user * users:
+        flags.append(Flag(FLAG_FEW_REQUESTS,
+                          f"{m.requests} requests in {m.duration_s:.1f} s for {users} users "
+                          f"(< {load.min_requests_per_user} per user): percentiles describe few requests"))
+    return flags
+
+
+def cell_flags(repeats: tuple[Repeat, ...], scenario: Scenario) -> list[Flag]:
+    c = stats.cv([r.throughput_rps for r in repeats])
+    if c is not None and c >= scenario.load.unstable_cv:
+        return [Flag(FLAG_UNSTABLE, f"throughput varies {c:.0%} across {len(repeats)} repeats "
+                                    f"(coefficient of variation; limit {scenario.load.unstable_cv:.0%})")]
+    return []
+
+
+def make_repeat(index: int, m: Measurement, usage: WindowUsage, flags: list[Flag]) -> Repeat:
+    h = m.histogram
+
+    def ms(q: float) -> float:
+        v = h.percentile(q)
+        return round(v / 1000.0, 4) if v is not None else 0.0
+
+    return Repeat(
+        index=index,
+        started_at=m.started_at,
+        duration_s=round(m.duration_s, 3),
+        warmup_s=m.warmup_s,
+        requests=m.requests,
+        failures=dict(m.failures),
+        throughput_rps=round(m.requests / m.duration_s, 3) if m.duration_s > 0 else 0.0,
+        latency=Latency(
+            count=h.count,
+            mean_ms=round((h.mean_us or 0.0) / 1000.0, 4),
+            p50_ms=ms(50),
+            p90_ms=ms(90),
+            p95_ms=ms(95),
+            p99_ms=ms(99),
+            max_ms=round(h.max_us / 1000.0, 4),
+        ),
+        locust={k: round(v, 4) for k, v in m.locust.items()},
+        server_cpu_s=round(usage.cpu_s, 4),
+        server_cpu_percent=round(usage.cpu_percent, 1),
+        server_rss_peak_mb=round(usage.rss_peak_mb, 1),
+        generator_cpu_percent=round(m.generator_cpu_percent, 1),
+        generator_cpu_peak_percent=round(m.generator_cpu_peak_percent, 1),
+        server_worker_changes=usage.worker_changes,
+        series=tuple(Second(**s) for s in m.series),
+        flags=tuple(flags),
+    )
+
+
+# ------------------------------------------------------------------ the run
+
+
+def new_run_id(scenario: Scenario) -> str:
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + f"-{scenario.name}"
+
+
+def update_latest(reports_dir: Path, run_dir: Path) -> None:
+    """Point reports/latest at this run (a relative symlink, replaced atomically)."""
+    link = reports_dir / "latest"
+    tmp = reports_dir / f".latest-{os.getpid()}"
+    tmp.unlink(missing_ok=True)
+    os.symlink(run_dir.name, tmp)
+    os.replace(tmp, link)
+
+
+@contextmanager
+def _upstream(scenario: Scenario, cpus: tuple[int, ...], log_dir: Path, env: dict[str, str],
+              delay_ms: int, name: str) -> Iterator[ManagedProcess]:
+    port = free_port()
+    argv = [*cpu_pinning_prefix(cpus), sys.executable, "-m", "upstream", "--host", LOOPBACK,
+            "--port", str(port), "--delay-ms", str(delay_ms), "--jitter-ms", str(scenario.upstream.jitter_ms),
+            "--error-rate", str(scenario.upstream.error_rate)]
+    with ManagedProcess(name, argv, log_path=log_dir / f"{name}.log", env=env, cwd=ROOT, port=port) as up:
+        up.wait_ready()
+        yield up
+
+
+def measure_ceiling(scenario: Scenario, gen: LoadGenerator, server_cpus: tuple[int, ...],
+                    log_dir: Path, env: dict[str, str]) -> dict[str, Any]:
+    """locust's own ceiling: its throughput against a trivial endpoint (the
+    upstream stub, no delay) served from the server's CPUs."""
+    users = 32
+    with _upstream(scenario, server_cpus, log_dir, env, 0, "upstream-calibration") as up:
+        m = gen.measure(host=f"http://{LOOPBACK}:{up.port}", path="/health", users=users, warmup_s=1.0,
+                        min_s=3.0, max_s=3.0, target_rse=1.0, min_requests_per_user=1)
+    rps = m.requests / m.duration_s if m.duration_s else 0.0
+    return {
+        "rps": round(rps, 1),
+        "cpu_percent": round(m.generator_cpu_percent, 1),
+        "users": users,
+        "processes": len(gen.drivers),
+        "endpoint": "upstream stub /health, no delay, served from the server CPUs",
+        "duration_s": round(m.duration_s, 2),
+        "failures": sum(m.failures.values()),
+    }
+
+
+def run_scenario(
+    scenario: Scenario,
+    *,
+    reports_dir: Path,
+    command: list[str],
+    run_id: str | None = None,
+    server_env: dict[str, str] | None = None,
+    revisions: dict[str, Path] | None = None,
+    progress: Progress | None = None,
+    skip_prepare: bool = False,
+) -> Path:
+    """Run a scenario and return its run folder (results.json, logs/).
+
+    `revisions` maps a label to a source tree for an A/B-in-one-job run (both
+    trees' servers run side by side and are measured interleaved); by default
+    the current tree, unlabelled. Raises RunInterrupted after saving when
+    interrupted (KeyboardInterrupt).
+    """
+    revisions = revisions or {"": ROOT}
+    run_id = run_id or new_run_id(scenario)
+    run_dir = reports_dir / run_id
+    log_dir = run_dir / "logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    server_cpus, gen_cpus = cpu_plan(scenario)
+    todo = plan(scenario, list(revisions))
+    progress = progress or Progress(len(todo))
+    progress.total = len(todo)
+
+    base_env = dict(os.environ)
+    base_env.update(scenario.server_env)
+    base_env.update(server_env or {})
+    env = django_env(scenario, base_env)
+    if not skip_prepare:
+        prepare_database(scenario, env, log_dir / "database.log", progress.note)
+    resolved = scenario.to_dict()
+    resolved["cpu_plan"] = {"server": list(server_cpus), "generator_and_upstream": list(gen_cpus)}
+    resolved["revisions"] = {k: str(v) for k, v in revisions.items()}
+    run = Run(
+        schema_version=results.SCHEMA_VERSION,
+        run_id=run_id,
+        scenario=scenario.name,
+        scenario_resolved=resolved,
+        command=tuple(command),
+        started_at=time.time(),
+        finished_at=None,
+        complete=False,
+        interrupted=False,
+        environment=environment.capture(ROOT, database_info(scenario, env)),
+        generator_ceiling={},
+        setups={},
+        cells=(),
+    )
+    results.save_run(run, run_dir)
+    update_latest(reports_dir, run_dir)
+
+    cells: dict[tuple[Any, ...], Cell] = {}
+    references: dict[tuple[str, tuple[tuple[str, int], ...]], tuple[str, bytes]] = {}
+
+    def save() -> None:
+        nonlocal run
+        run = replace(run, cells=tuple(cells.values()))
+        results.save_run(run, run_dir)
+
+    interrupted = False
+    try:
+        with ExitStack() as stack:
+            upstream = stack.enter_context(
+                _upstream(scenario, gen_cpus, log_dir, env, scenario.upstream.delay_ms, "upstream"))
+            env["BENCH_UPSTREAM_URL"] = f"http://{LOOPBACK}:{upstream.port}"
+            gen = stack.enter_context(LoadGenerator(processes=scenario.load.processes, cpus=gen_cpus,
+                                                    log_dir=log_dir, env=env))
+            progress.note("measuring the load generator's ceiling ...")
+            ceiling = measure_ceiling(scenario, gen, server_cpus, log_dir, env)
+            run = replace(run, generator_ceiling=ceiling)
+            progress.note(f"generator ceiling: {ceiling['rps']:,.0f} req/s at {ceiling['cpu_percent']:.0f}% "
+                          f"of a core ({ceiling['processes']} process(es))")
+            save()
+
+            setups_by_name = {s.name: s for s in scenario.setups}
+            current_setup: str | None = None
+            servers: dict[str, Server] = {}
+            for item in todo:
+                if item.setup != current_setup:
+                    for s in servers.values():
+                        stop_server(s)
+                    servers = {}
+                    current_setup = item.setup
+                    for rev, root in revisions.items():
+                        progress.note(f"starting {item.setup}{' (' + rev + ')' if rev else ''} ...")
+                        try:
+                            srv = start_server(setups_by_name[item.setup], revision=rev, root=root,
+                                               env=django_env(scenario, env, root), cpus=server_cpus,
+                                               log_dir=log_dir)
+                        except ProcessError as exc:
+                            progress.note(f"setup {item.setup} failed to start: {exc}")
+                            continue
+                        servers[rev] = srv
+                        run = replace(run, setups={**run.setups, srv.info.name: srv.info})
+                    save()
+                _measure_one(item, servers, cells, references, scenario, gen, run.generator_ceiling,
+                             progress, log_dir, env, revisions)
+                save()
+            for s in servers.values():
+                stop_server(s)
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        run = replace(run, cells=tuple(cells.values()), finished_at=time.time(),
+                      complete=not interrupted and _all_measured(todo, cells), interrupted=interrupted)
+        results.save_run(run, run_dir)
+    if interrupted:
+        raise RunInterrupted(run_dir)
+    return run_dir
+
+
+def _all_measured(todo: list[Planned], cells: dict[tuple[Any, ...], Cell]) -> bool:
+    for item in todo:
+        c = cells.get(item.cell_id)
+        if c is None:
+            return False
+    return True
+
+
+def _measure_one(
+    item: Planned,
+    servers: dict[str, Server],
+    cells: dict[tuple[Any, ...], Cell],
+    references: dict[tuple[str, tuple[tuple[str, int], ...]], tuple[str, bytes]],
+    scenario: Scenario,
+    gen: LoadGenerator,
+    ceiling: dict[str, Any],
+    progress: Progress,
+    log_dir: Path,
+    env: dict[str, str],
+    revisions: dict[str, Path],
+) -> None:
+    kind = VARIANTS[item.variant]["kind"]
+    cell = cells.get(item.cell_id) or Cell(
+        setup=item.setup, workload=item.workload, variant=item.variant, kind=kind, users=item.users,
+        path=item.path, params=dict(item.params), revision=item.revision)
+    progress.start(item.label)
+    if cell.status == "error":
+        cells[item.cell_id] = cell
+        progress.finish(item.label, f"skipped ({cell.error})")
+        return
+
+    server = servers.get(item.revision)
+    if server is not None and not server.proc.alive():
+        # A crashed server is restarted for the cells after it; the crash is
+        # flagged on the measurement that saw it.
+        progress.note(f"{item.setup} died; restarting it")
+        stop_server(server)
+        try:
+            server = start_server(server.config, revision=item.revision, root=revisions[item.revision],
+                                  env=django_env(scenario, env, revisions[item.revision]),
+                                  cpus=server.info.cpu_affinity, log_dir=log_dir)
+            servers[item.revision] = server
+        except ProcessError as exc:
+            servers.pop(item.revision, None)
+            server = None
+            progress.note(str(exc))
+    if server is None:
+        cells[item.cell_id] = replace(cell, status="error", error=f"setup {item.setup} is not running",
+                                      flags=(Flag(FLAG_ERROR, f"setup {item.setup} did not start; see logs/"),))
+        progress.finish(item.label, "error: server not running")
+        return
+
+    if not cell.repeats:
+        problem = _check_body(item, server, references)
+        if problem:
+            cells[item.cell_id] = replace(cell, status="error", error=problem, flags=(Flag(FLAG_ERROR, problem),))
+            progress.finish(item.label, f"error: {problem}")
+            return
+
+    load = scenario.load
+    server.monitor.begin()
+    try:
+        m = gen.measure(host=server.base_url, path=item.path, users=item.users, warmup_s=load.warmup_s,
+                        min_s=load.min_s, max_s=load.max_s, target_rse=load.target_rse,
+                        min_requests_per_user=load.min_requests_per_user)
+    except ProcessError as exc:
+        server.monitor.end()
+        cells[item.cell_id] = replace(cell, status="error", error=str(exc), flags=(Flag(FLAG_ERROR, str(exc)),))
+        progress.finish(item.label, f"error: {exc}")
+        return
+    usage = server.monitor.end()
+    flags = repeat_flags(m, usage, item.users, scenario, ceiling.get("rps"))
+    rep = make_repeat(item.repeat, m, usage, flags)
+    repeats = cell.repeats + (rep,)
+    cells[item.cell_id] = replace(cell, repeats=repeats, flags=tuple(cell_flags(repeats, scenario)))
+    drained = drain(server, load.drain_timeout_s)
+    fl = f"  [{', '.join(sorted({f.code for f in flags}))}]" if flags else ""
+    progress.finish(item.label, f"{rep.throughput_rps:,.1f} req/s, p50 {rep.latency.p50_ms:.2f} ms, "
+                                f"p99 {rep.latency.p99_ms:.2f} ms{fl}" + (f" (drained {drained:.1f} s)" if drained > 1 else ""))
+
+
+def _check_body(item: Planned, server: Server,
+                references: dict[tuple[str, tuple[tuple[str, int], ...]], tuple[str, bytes]]) -> str | None:
+    """Request the endpoint once: it must answer 200, and the same body as its twins."""
+    try:
+        status, body, headers = http_get(LOOPBACK, server.port, item.path, timeout=30)
+    except OSError as exc:
+        return f"request to {item.path} failed: {exc}"
+    if status != 200:
+        return f"{item.path} answered HTTP {status}: {body[:200].decode('utf-8', 'replace')}"
+    key = (item.workload, item.params)
+    ref = references.get(key)
+    if ref is None:
+        references[key] = (f"{item.setup} {item.variant}", body)
+        return None
+    if ref[1] != body:
+        at = next((i for i, (a, b) in enumerate(zip(ref[1], body)) if a != b), min(len(ref[1]), len(body)))
+        return (f"body of {item.path} on {item.setup} differs from its twin ({ref[0]}) at byte {at} "
+                f"({len(body)} vs {len(ref[1])} bytes)")
+    return None

@@ -1,0 +1,270 @@
+"""Server setups: how each server people deploy is started, and what it implies.
+
+A setup is data (server, interface, worker model, event loop, keep-alive) plus
+a function that turns (port, workers, threads) into an argv. The runner starts
+one setup at a time and keeps it up for all of its cells.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+
+WSGI_APP = "bench_site.wsgi:application"
+ASGI_APP = "bench_site.asgi:application"
+
+
+@dataclass(frozen=True)
+class SetupKind:
+    name: str
+    server: str
+    interface: str  # "wsgi" | "asgi"
+    worker_class: str
+    event_loop: str
+    keepalive: bool
+    uses_threads: bool  # whether the `threads` option means anything
+    notes: str
+    argv: Callable[[str, int, int, int], list[str]]
+    max_workers: int | None = None  # daphne serves from one process
+
+
+def _bin(name: str) -> str:
+    # The servers live in the same virtualenv as the runner.
+    from pathlib import Path
+
+    return str(Path(sys.executable).with_name(name))
+
+
+def _gunicorn(app: str, klass: str, *extra: str) -> Callable[[str, int, int, int], list[str]]:
+    def argv(host: str, port: int, workers: int, threads: int) -> list[str]:
+        return [
+            _bin("gunicorn"),
+            app,
+            "--bind",
+            f"{host}:{port}",
+            "--workers",
+            str(workers),
+            "--worker-class",
+            klass,
+            # access logs cost CPU per request and are not what we measure
+            "--log-level",
+            "warning",
+            # a saturated sync worker must not be killed mid-cell by the default 30 s
+            "--timeout",
+            "120",
+            "--graceful-timeout",
+            "5",
+            *extra,
+        ]
+
+    return argv
+
+
+def _gthread(host: str, port: int, workers: int, threads: int) -> list[str]:
+    return _gunicorn(WSGI_APP, "gthread", "--threads", str(threads))(host, port, workers, threads)
+
+
+def _uvicorn(loop: str, http: str) -> Callable[[str, int, int, int], list[str]]:
+    def argv(host: str, port: int, workers: int, threads: int) -> list[str]:
+        return [
+            _bin("uvicorn"),
+            ASGI_APP,
+            "--host",
+            host,
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+            # uvicorn silently picks uvloop and httptools when installed: force them
+            "--loop",
+            loop,
+            "--http",
+            http,
+            # Django has no lifespan support
+            "--lifespan",
+            "off",
+            "--no-access-log",
+            "--log-level",
+            "warning",
+        ]
+
+    return argv
+
+
+def _daphne(host: str, port: int, workers: int, threads: int) -> list[str]:
+    return [_bin("daphne"), "-b", host, "-p", str(port), "-v", "0", ASGI_APP]
+
+
+def _granian(interface: str, app: str) -> Callable[[str, int, int, int], list[str]]:
+    def argv(host: str, port: int, workers: int, threads: int) -> list[str]:
+        extra = ["--blocking-threads", str(threads)] if interface == "wsgi" else []
+        return [
+            _bin("granian"),
+            "--interface",
+            interface,
+            "--host",
+            host,
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+            "--loop",
+            "asyncio",
+            "--no-ws",
+            "--log-level",
+            "warning",
+            *extra,
+            app,
+        ]
+
+    return argv
+
+
+def _hypercorn(host: str, port: int, workers: int, threads: int) -> list[str]:
+    return [
+        _bin("hypercorn"),
+        "--bind",
+        f"{host}:{port}",
+        "--workers",
+        str(workers),
+        "--worker-class",
+        "asyncio",
+        "--log-level",
+        "warning",
+        ASGI_APP,
+    ]
+
+
+SETUPS: dict[str, SetupKind] = {
+    s.name: s
+    for s in (
+        SetupKind(
+            "gunicorn-sync",
+            "gunicorn",
+            "wsgi",
+            "sync",
+            "none",
+            keepalive=False,
+            uses_threads=False,
+            notes="one request at a time per worker; closes every connection (no keep-alive)",
+            argv=_gunicorn(WSGI_APP, "sync"),
+        ),
+        SetupKind(
+            "gunicorn-gthread",
+            "gunicorn",
+            "wsgi",
+            "gthread",
+            "none",
+            keepalive=True,
+            uses_threads=True,
+            notes="a thread pool per worker; concurrency = workers x threads",
+            argv=_gthread,
+        ),
+        SetupKind(
+            "uvicorn",
+            "uvicorn",
+            "asgi",
+            "uvicorn (asyncio, h11)",
+            "asyncio",
+            keepalive=True,
+            uses_threads=False,
+            notes="--loop asyncio --http h11 forced; --lifespan off",
+            argv=_uvicorn("asyncio", "h11"),
+        ),
+        SetupKind(
+            "uvicorn-uvloop",
+            "uvicorn",
+            "asgi",
+            "uvicorn (uvloop, httptools)",
+            "uvloop",
+            keepalive=True,
+            uses_threads=False,
+            notes="--loop uvloop --http httptools; --lifespan off",
+            argv=_uvicorn("uvloop", "httptools"),
+        ),
+        SetupKind(
+            "gunicorn-uvicorn",
+            "gunicorn",
+            "asgi",
+            "uvicorn_worker.UvicornH11Worker",
+            "asyncio",
+            keepalive=True,
+            uses_threads=False,
+            notes="gunicorn process management with the maintained uvicorn-worker package "
+            "(asyncio loop, h11 parser, like the plain uvicorn setup)",
+            argv=_gunicorn(ASGI_APP, "uvicorn_worker.UvicornH11Worker"),
+        ),
+        SetupKind(
+            "gunicorn-asgi",
+            "gunicorn",
+            "asgi",
+            "asgi (native, gunicorn 27)",
+            "asyncio",
+            keepalive=True,
+            uses_threads=False,
+            notes="gunicorn 27's own ASGI worker, asyncio loop forced, lifespan off",
+            argv=_gunicorn(ASGI_APP, "asgi", "--asgi-loop", "asyncio", "--asgi-lifespan", "off"),
+        ),
+        SetupKind(
+            "daphne",
+            "daphne",
+            "asgi",
+            "twisted",
+            "twisted (asyncio reactor)",
+            keepalive=True,
+            uses_threads=False,
+            notes="a single process: the workers option is fixed at 1",
+            argv=_daphne,
+            max_workers=1,
+        ),
+        SetupKind(
+            "granian-wsgi",
+            "granian",
+            "wsgi",
+            "granian wsgi (blocking threads)",
+            "tokio + blocking threads",
+            keepalive=True,
+            uses_threads=True,
+            notes="Rust HTTP server; WSGI app on a pool of blocking threads",
+            argv=_granian("wsgi", WSGI_APP),
+        ),
+        SetupKind(
+            "granian-asgi",
+            "granian",
+            "asgi",
+            "granian asgi",
+            "asyncio",
+            keepalive=True,
+            uses_threads=False,
+            notes="Rust HTTP server; asyncio loop forced",
+            argv=_granian("asgi", ASGI_APP),
+        ),
+        SetupKind(
+            "hypercorn",
+            "hypercorn",
+            "asgi",
+            "hypercorn asyncio",
+            "asyncio",
+            keepalive=True,
+            uses_threads=False,
+            notes="pure-Python ASGI server (h11/h2)",
+            argv=_hypercorn,
+        ),
+    )
+}
+
+
+@dataclass(frozen=True)
+class SetupConfig:
+    """A setup as a scenario configures it."""
+
+    name: str  # the label used in results (may differ from kind, e.g. "uvicorn-syncmw")
+    kind: str  # key of SETUPS
+    workers: int
+    threads: int
+    sync_middleware: bool = False
+
+    @property
+    def spec(self) -> SetupKind:
+        return SETUPS[self.kind]

@@ -1,0 +1,38 @@
+"""One endpoint per cell, closed loop: each user sends its next request as soon
+as the previous one completes (no think time), so `users` is the number of
+requests in flight and throughput is what the server sustains at that
+concurrency.
+
+FastHttpUser (geventhttpclient) is used because on this machine the load
+generator is about as fast as the server it loads; HttpUser (requests) costs
+several times more CPU per request.
+
+Used two ways:
+- by the runner's load driver (asyncbench.loaddriver), which runs locust as a
+  library and sets `path` per cell;
+- directly with the locust CLI, for a manual or distributed run against an
+  existing deployment:
+      BENCH_PATH=/async/fanout/ locust -f locustfiles/endpoint.py --headless \
+          -H http://127.0.0.1:8000 -u 32 -r 32 -t 30s --processes 2
+"""
+
+from __future__ import annotations
+
+import os
+
+from locust import FastHttpUser, constant, task
+
+
+class EndpointUser(FastHttpUser):
+    wait_time = constant(0)
+    path = os.environ.get("BENCH_PATH", "/sync/noio/")
+    # Slow cells (a saturated sync worker) must show up as latency, not as
+    # client-side timeouts, up to a point.
+    network_timeout = 60.0
+    connection_timeout = 10.0
+
+    @task
+    def hit(self) -> None:
+        # FastHttpUser marks any non-2xx status as a failure with the status in
+        # the message, which the driver counts by kind.
+        self.client.get(self.path, name=self.path)
