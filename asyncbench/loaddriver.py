@@ -28,6 +28,7 @@ import locust  # noqa: F401  isort: skip
 
 import json
 import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -202,8 +203,12 @@ def _rse(ticks: list[int]) -> float:
 
 def main() -> int:
     recorder = Recorder()
-    out = sys.stdout
-    # locust and gevent log to stderr; stdout carries only protocol lines.
+    # The protocol gets a private copy of stdout; fd 1 itself is pointed at
+    # stderr, so anything locust, gevent or a library prints lands in the log
+    # instead of corrupting the protocol.
+    out = os.fdopen(os.dup(1), "w", buffering=1)
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
     print(json.dumps({"ready": True}), file=out, flush=True)
     for line in sys.stdin:
         line = line.strip()

@@ -141,7 +141,7 @@ class ManagedProcess:
             self.argv,
             stdin=subprocess.PIPE if self.pipe_stdio else subprocess.DEVNULL,
             stdout=subprocess.PIPE if self.pipe_stdio else self._log,
-            stderr=subprocess.STDOUT,
+            stderr=self._log if self.pipe_stdio else subprocess.STDOUT,
             env=self.env,
             cwd=self.cwd,
             start_new_session=True,

@@ -430,6 +430,7 @@ def run_scenario(
     run_id: str | None = None,
     server_env: dict[str, str] | None = None,
     revisions: dict[str, Path] | None = None,
+    arm_env: dict[str, dict[str, str]] | None = None,
     progress: Progress | None = None,
     skip_prepare: bool = False,
 ) -> Path:
@@ -437,9 +438,12 @@ def run_scenario(
 
     `revisions` maps a label to a source tree for an A/B-in-one-job run (both
     trees' servers run side by side and are measured interleaved); by default
-    the current tree, unlabelled. Raises RunInterrupted after saving when
-    interrupted (KeyboardInterrupt).
+    the current tree, unlabelled. `arm_env` adds server environment per label
+    (the gate's accuracy benchmark runs the same tree twice, one arm with an
+    injected slowdown). Raises RunInterrupted after saving when interrupted
+    (KeyboardInterrupt).
     """
+    arm_env = arm_env or {}
     revisions = revisions or {"": ROOT}
     run_id = run_id or new_run_id(scenario)
     run_dir = reports_dir / run_id
@@ -459,6 +463,7 @@ def run_scenario(
     resolved = scenario.to_dict()
     resolved["cpu_plan"] = {"server": list(server_cpus), "generator_and_upstream": list(gen_cpus)}
     resolved["revisions"] = {k: str(v) for k, v in revisions.items()}
+    resolved["arm_env"] = arm_env
     run = Run(
         schema_version=results.SCHEMA_VERSION,
         run_id=run_id,
@@ -503,18 +508,25 @@ def run_scenario(
             setups_by_name = {s.name: s for s in scenario.setups}
             current_setup: str | None = None
             servers: dict[str, Server] = {}
+
+            @stack.callback
+            def _stop_servers() -> None:
+                # whatever ends the loop (Ctrl-C, SIGTERM, an exception), no server survives
+                for s in servers.values():
+                    stop_server(s)
+
             for item in todo:
                 if item.setup != current_setup:
                     for s in servers.values():
                         stop_server(s)
-                    servers = {}
+                    servers.clear()
                     current_setup = item.setup
                     for rev, root in revisions.items():
                         progress.note(f"starting {item.setup}{' (' + rev + ')' if rev else ''} ...")
                         try:
                             srv = start_server(setups_by_name[item.setup], revision=rev, root=root,
-                                               env=django_env(scenario, env, root), cpus=server_cpus,
-                                               log_dir=log_dir)
+                                               env={**django_env(scenario, env, root), **arm_env.get(rev, {})},
+                                               cpus=server_cpus, log_dir=log_dir)
                         except ProcessError as exc:
                             progress.note(f"setup {item.setup} failed to start: {exc}")
                             continue
@@ -522,10 +534,8 @@ def run_scenario(
                         run = replace(run, setups={**run.setups, srv.info.name: srv.info})
                     save()
                 _measure_one(item, servers, cells, references, scenario, gen, run.generator_ceiling,
-                             progress, log_dir, env, revisions)
+                             progress, log_dir, env, revisions, arm_env)
                 save()
-            for s in servers.values():
-                stop_server(s)
     except KeyboardInterrupt:
         interrupted = True
     finally:
@@ -557,6 +567,7 @@ def _measure_one(
     log_dir: Path,
     env: dict[str, str],
     revisions: dict[str, Path],
+    arm_env: dict[str, dict[str, str]],
 ) -> None:
     kind = VARIANTS[item.variant]["kind"]
     cell = cells.get(item.cell_id) or Cell(
@@ -576,7 +587,8 @@ def _measure_one(
         stop_server(server)
         try:
             server = start_server(server.config, revision=item.revision, root=revisions[item.revision],
-                                  env=django_env(scenario, env, revisions[item.revision]),
+                                  env={**django_env(scenario, env, revisions[item.revision]),
+                                       **arm_env.get(item.revision, {})},
                                   cpus=server.info.cpu_affinity, log_dir=log_dir)
             servers[item.revision] = server
         except ProcessError as exc:

@@ -1,0 +1,123 @@
+"""The runner end to end, with real servers and real (short) locust runs."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from asyncbench.processes import check_port_free
+from asyncbench.results import load_run
+
+pytestmark = pytest.mark.servers
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def scenario_file(tmp_path, *, repeats=2, workloads='[workloads.noio]\nvariants = ["sync", "async"]\n',
+                  upstream="", setups='[[setups]]\nname = "uvicorn"\n', users="[2]"):
+    p = tmp_path / "tiny.toml"
+    p.write_text(
+        f'name = "tiny"\ndescription = "test"\n'
+        f"[load]\nusers = {users}\nrepeats = {repeats}\nwarmup_s = 0.2\nmin_s = 1.0\nmax_s = 1.0\n"
+        f"min_requests_per_user = 1\ndrain_timeout_s = 5.0\n"
+        f"{setups}{workloads}"
+        f'[database]\nrows = 300\nsqlite_path = "{tmp_path / "db.sqlite3"}"\n{upstream}'
+    )
+    return p
+
+
+def run_cli(*args, timeout=240):
+    return subprocess.run([sys.executable, "runner.py", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=timeout, stdin=subprocess.DEVNULL)
+
+
+def test_run_writes_complete_versioned_results(tmp_path):
+    reports = tmp_path / "reports"
+    done = run_cli("run", str(scenario_file(tmp_path)), "--reports-dir", str(reports), "--no-report")
+    assert done.returncode == 0, done.stderr[-3000:]
+    run = load_run(reports / "latest")
+    assert run.complete and not run.interrupted
+    assert run.schema_version == 1
+    assert {c.variant for c in run.cells} == {"sync", "async"}
+    for c in run.cells:
+        assert c.status == "ok", c.error
+        assert len(c.repeats) == 2
+        for r in c.repeats:
+            assert r.requests > 0 and r.throughput_rps > 0
+            assert 0 < r.latency.p50_ms <= r.latency.p99_ms <= r.latency.max_ms
+            assert r.server_cpu_s > 0 and r.server_rss_peak_mb > 0
+            assert r.generator_cpu_percent > 0
+            assert r.series
+    env = run.environment
+    for key in ("cpu_model", "cpu_count", "python", "packages", "database", "git_commit"):
+        assert key in env
+    assert env["database"]["vendor"] == "sqlite"
+    assert env["packages"]["django"].startswith("6.")
+    assert run.generator_ceiling["rps"] > 0
+    info = run.setups["uvicorn"]
+    assert info.workers >= 1 and "--loop" in info.command and "asyncio" in info.command
+    assert run.command[:3] == ("python", "runner.py", "run")
+    assert (reports / "latest" / "logs").is_dir()
+    # nothing survives: the server's port is free again
+    port = int(info.command[info.command.index("--port") + 1])
+    check_port_free(port)
+
+
+def test_a_failed_cell_keeps_the_cells_before_it(tmp_path):
+    """The upstream fails every call: fan-out answers 502, its cells are marked
+    as errors with the reason, and the no-I/O cells measured before are kept."""
+    reports = tmp_path / "reports"
+    wl = ('[workloads.noio]\nvariants = ["sync", "async"]\n'
+          '[workloads.fanout]\nvariants = ["sync", "async"]\n')
+    done = run_cli("run", str(scenario_file(tmp_path, repeats=1, workloads=wl,
+                                            upstream="[upstream]\nerror_rate = 1.0\n")),
+                   "--reports-dir", str(reports), "--no-report")
+    assert done.returncode == 0, done.stderr[-3000:]
+    run = load_run(reports / "latest")
+    noio = [c for c in run.cells if c.workload == "noio"]
+    fan = [c for c in run.cells if c.workload == "fanout"]
+    assert len(noio) == 2 and all(c.status == "ok" and c.repeats for c in noio)
+    assert len(fan) == 2 and all(c.status == "error" for c in fan)
+    assert all("502" in (c.error or "") for c in fan)
+    assert all("error" in c.flag_codes for c in fan)
+
+
+def test_interrupted_run_keeps_finished_measurements(tmp_path):
+    reports = tmp_path / "reports"
+    proc = subprocess.Popen(
+        [sys.executable, "runner.py", "run", str(scenario_file(tmp_path, repeats=8)), "--reports-dir",
+         str(reports), "--no-report"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        measured = 0
+        while time.monotonic() < deadline and measured < 2:
+            time.sleep(0.2)
+            try:
+                data = json.loads((reports / "latest" / "results.json").read_text())
+                measured = sum(len(c["repeats"]) for c in data["cells"])
+            except (FileNotFoundError, json.JSONDecodeError, KeyError):
+                pass
+        assert measured >= 2, "the run never finished two measurements"
+        os.kill(proc.pid, signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130, err.decode()[-2000:]
+    run = load_run(reports / "latest")
+    assert run.interrupted and not run.complete
+    kept = sum(len(c.repeats) for c in run.cells)
+    assert kept >= measured
+    for c in run.cells:
+        for r in c.repeats:
+            assert r.requests > 0
+    for info in run.setups.values():
+        port = int(info.command[info.command.index("--port") + 1])
+        check_port_free(port)
