@@ -281,15 +281,12 @@ def _gate_options(args: argparse.Namespace) -> dict[str, Any]:
 def _gate_output(result: Any, baseline: Any, current: Any, out_dir: Path, args: argparse.Namespace,
                  gate_render: Any) -> int:
     print(gate_render.terminal_text(result))
-    md = gate_render.markdown_summary(result)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "gate.md").write_text(md)
-    page = out_dir / "gate.html"
-    page.write_text(gate_render.html_comparison(result, baseline, current))
+    # gate.json carries the exit code, so CI can tell 1 from 2 even through make
+    paths = gate_render.write_outputs(result, baseline, current, out_dir)
     if args.summary:
         with open(args.summary, "a") as fh:
-            fh.write(md + "\n")
-    print(f"comparison: {page}")
+            fh.write(paths["markdown"].read_text() + "\n")
+    print(f"comparison: {paths['html']}")
     return int(result.exit_code)
 
 
@@ -417,6 +414,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pairs", type=int, default=5, help="A/A and injected pairs per level")
     p.add_argument("--levels", type=_ints, default=[10, 20, 50], help="injected slowdowns in percent")
     p.add_argument("--out", help="write the results as JSON here")
+    p.add_argument("--resample", metavar="RUN_DIR",
+                   help="instead of measuring, estimate from one run with many repeats (resampling, labelled as such)")
+    p.add_argument("--splits", type=int, default=200, help="random A/A splits for --resample")
+    p.add_argument("--inject-workloads", help="comma list for BENCH_INJECT_WORKLOADS (default: noio)")
+    p.add_argument("--target", help="cell key the injected slowdown is sized for")
+    p.add_argument("--normalize", choices=["none", "calibration", "async-sync-ratio"])
     p.set_defaults(func=cmd_gate_accuracy)
     return parser
 

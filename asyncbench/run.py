@@ -474,7 +474,11 @@ def run_scenario(
         finished_at=None,
         complete=False,
         interrupted=False,
-        environment=environment.capture(ROOT, database_info(scenario, env)),
+        environment={
+            **environment.capture(ROOT, database_info(scenario, env)),
+            # in an A/B run, which commit each arm served
+            "revisions": {k: environment.git_commit(Path(v))["commit"] for k, v in revisions.items() if k},
+        },
         generator_ceiling={},
         setups={},
         cells=(),

@@ -305,15 +305,11 @@ def parse(data: dict[str, Any], *, source: str = "<scenario>") -> Scenario:
 
     gate = dict(data.get("gate", {}))
     _check_keys("gate", gate, _GATE_KEYS)
-    if "normalize" in gate and gate["normalize"] not in ("none", "calibration", "async-sync-ratio"):
-        raise ScenarioError(
-            f"gate.normalize: unknown {gate['normalize']!r}; allowed: none, calibration, async-sync-ratio"
-        )
-    for k, v in gate.get("thresholds", {}).items():
-        if k not in ("throughput", "p99", "p50"):
-            raise ScenarioError(f"gate.thresholds: unknown metric {k!r}; allowed: throughput, p99, p50")
-        if not isinstance(v, (int, float)) or v <= 0:
-            raise ScenarioError(f"gate.thresholds.{k}: expected a positive number, got {v!r}")
+    from asyncbench.gate import validate_gate_section
+
+    problems = validate_gate_section(gate)
+    if problems:
+        raise ScenarioError("; ".join(problems))
 
     server_env = data.get("server_env", {})
     for k, v in server_env.items():

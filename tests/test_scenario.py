@@ -49,7 +49,7 @@ def with_(path, value):
         (with_(["workloads", "fanout", "params"], {"calls": 0}), ["calls", "1..50"]),
         (with_(["database"], {"engine": "oracle"}), ["database.engine", "sqlite, postgres"]),
         (with_(["gate"], {"normalize": "magic"}), ["gate.normalize", "calibration"]),
-        (with_(["gate"], {"thresholds": {"p42": 0.1}}), ["gate.thresholds", "throughput, p99"]),
+        (with_(["gate"], {"thresholds": {"p42": 0.1}}), ["gate.thresholds", "unknown metric 'p42'", "throughput"]),
     ],
 )
 def test_bad_scenarios_name_the_key_and_allowed_values(data, fragments):

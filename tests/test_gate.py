@@ -1,0 +1,539 @@
+"""The regression gate's decision rule, on synthetic runs (no measuring).
+
+Every run here is built from fixed numbers or a seeded generator, so each
+verdict is deterministic.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from typing import Any
+
+import pytest
+
+from asyncbench import gate
+from asyncbench.results import Cell, Flag, Run
+from tests.synthetic import make_cell, make_run, make_setup
+
+SETUPS = ("gunicorn-sync", "uvicorn")
+WORKLOADS = {"noio": ("sync", "async"), "orm": ("sync", "async")}
+BASE_RPS = {"sync": 1000.0, "async": 700.0}
+
+Scale = Callable[[str, str, str], float]
+
+
+def _one(*_: str) -> float:
+    return 1.0
+
+
+def build_run(
+    *,
+    seed: int = 1,
+    repeats: int = 8,
+    sd: float = 0.03,
+    scale: Scale = _one,
+    users: Sequence[int] = (16,),
+    extra_cells: Sequence[Cell] = (),
+    environment: dict[str, Any] | None = None,
+    gate_section: dict[str, Any] | None = None,
+    scenario: str = "ci",
+    revision: str = "",
+    run_id: str = "run",
+) -> Run:
+    """A run of setups × workloads × variants with per-repeat noise `sd`.
+
+    p99 follows throughput (p99 = 10 000 / rps ms): a slower cell is slower on
+    both metrics, as a real CPU regression would be.
+    """
+    rng = random.Random(seed)
+    cells: list[Cell] = []
+    for setup in SETUPS:
+        for workload, variants in WORKLOADS.items():
+            for variant in variants:
+                for u in users:
+                    k = scale(setup, workload, variant)
+                    rps = [BASE_RPS[variant] * k * (1 + rng.gauss(0, sd)) for _ in range(repeats)]
+                    cells.append(
+                        make_cell(setup, workload, variant, u, rps, p99_ms=[10_000 / x for x in rps], revision=revision)
+                    )
+    cells.extend(extra_cells)
+    return finish_run(cells, environment=environment, gate_section=gate_section, scenario=scenario, run_id=run_id)
+
+
+def finish_run(
+    cells: Sequence[Cell],
+    *,
+    environment: dict[str, Any] | None = None,
+    gate_section: dict[str, Any] | None = None,
+    scenario: str = "ci",
+    run_id: str = "run",
+) -> Run:
+    env = {"cpu_count": 2, **(environment or {})}
+    setups = {s: make_setup(s) for s in {c.setup for c in cells}}
+    run = make_run(cells, setups=setups, environment=env, scenario=scenario, run_id=run_id)
+    # A resolved scenario shaped like the runner's (Scenario.to_dict()).
+    resolved = {
+        "name": scenario,
+        "load": {"users": [16], "repeats": 8, "warmup_s": 1.0, "min_s": 2.0, "max_s": 6.0},
+        "database": {"engine": "sqlite", "rows": 100_000},
+        "gate": gate_section or {},
+        "server_env": {},
+    }
+    return replace(run, scenario_resolved=resolved)
+
+
+def slower(
+    factor: float, *, setup: str | None = None, workload: str | None = None, variant: str | None = None
+) -> Scale:
+    def scale(s: str, w: str, v: str) -> float:
+        hit = (setup in (None, s)) and (workload in (None, w)) and (variant in (None, v))
+        return factor if hit else 1.0
+
+    return scale
+
+
+def verdicts(result: gate.GateResult) -> dict[tuple[str, str], str]:
+    return {(c.key, c.metric): c.verdict for c in result.comparisons}
+
+
+# ------------------------------------------------------------------ the core rule
+
+
+def test_identical_runs_pass() -> None:
+    run = build_run()
+    result = gate.compare(run, run)
+    assert result.exit_code == gate.EXIT_OK
+    assert result.outcome == gate.OUTCOME_PASS
+    assert set(verdicts(result).values()) == {gate.VERDICT_NO_CHANGE}
+    assert result.tests == 16  # 8 cells x 2 metrics
+    assert "No regression" in result.headline
+
+
+def test_same_distribution_different_draws_pass() -> None:
+    for seed in range(2, 7):
+        result = gate.compare(build_run(seed=1), build_run(seed=seed))
+        assert result.exit_code == gate.EXIT_OK, result.reasons
+
+
+def test_shift_beyond_threshold_fails_on_that_cell_only() -> None:
+    baseline = build_run(seed=1)
+    current = build_run(seed=2, scale=slower(0.75, setup="uvicorn", workload="orm", variant="sync"))
+    result = gate.compare(baseline, current)
+    assert result.exit_code == gate.EXIT_REGRESSION
+    assert result.outcome == gate.OUTCOME_REGRESSION
+    regressed = {(c.key, c.metric) for c in result.regressions}
+    assert regressed == {("uvicorn/orm/sync/u16", "throughput"), ("uvicorn/orm/sync/u16", "p99")}
+    c = next(c for c in result.regressions if c.metric == "throughput")
+    assert c.change is not None and -0.30 < c.change < -0.20
+    assert c.ci_low is not None and c.ci_high is not None and c.ci_low <= c.ratio <= c.ci_high  # type: ignore[operator]
+    assert c.p_adjusted is not None and c.p_adjusted <= 0.05
+    assert any("uvicorn/orm/sync/u16" in r for r in result.reasons)
+
+
+def test_significant_but_tiny_change_passes() -> None:
+    # 2% slower with a 0.2% spread: the rank test is sure, the change is small.
+    baseline = build_run(seed=1, sd=0.002)
+    current = build_run(seed=2, sd=0.002, scale=slower(0.98, workload="noio"))
+    result = gate.compare(baseline, current)
+    assert result.exit_code == gate.EXIT_OK
+    below = [c for c in result.comparisons if c.verdict == gate.VERDICT_BELOW_THRESHOLD]
+    assert {c.workload for c in below} == {"noio"}
+    assert all(c.p_adjusted is not None and c.p_adjusted <= 0.05 for c in below)
+    assert any("below threshold" in r for r in result.reasons)
+
+
+def test_large_but_noisy_change_is_not_significant() -> None:
+    b = [100.0, 60.0, 140.0, 95.0, 70.0, 130.0]
+    c = [85.0, 50.0, 125.0, 80.0, 60.0, 115.0]  # medians 12% lower, but within the noise
+    base = finish_run([make_cell("uvicorn", "noio", "sync", 16, b)])
+    cur = finish_run([make_cell("uvicorn", "noio", "sync", 16, c)])
+    result = gate.compare(base, cur, metrics=["throughput"])
+    assert result.exit_code == gate.EXIT_OK
+    assert verdicts(result)[("uvicorn/noio/sync/u16", "throughput")] == gate.VERDICT_NOT_SIGNIFICANT
+
+
+def test_improvement_is_reported_and_passes() -> None:
+    result = gate.compare(build_run(seed=1), build_run(seed=2, scale=slower(1.3, workload="orm")))
+    assert result.exit_code == gate.EXIT_OK
+    assert {c.workload for c in result.improvements} == {"orm"}
+
+
+# ------------------------------------------------------------------ Holm
+
+
+def _borderline_cells(n_cells: int) -> tuple[list[Cell], list[Cell]]:
+    """Cells whose throughput dropped ~19% with one overlapping repeat: U = 34 of 36,
+    exact one-sided p = 4/924 ≈ 0.0043 each."""
+    base_vals = [100.0, 101.0, 102.0, 103.0, 104.0, 105.0]
+    cur_vals = [80.0, 81.0, 82.0, 83.0, 84.0, 101.5]
+    base = [make_cell("uvicorn", "noio", "sync", u, base_vals) for u in range(1, n_cells + 1)]
+    cur = [make_cell("uvicorn", "noio", "sync", u, cur_vals) for u in range(1, n_cells + 1)]
+    return base, cur
+
+
+def test_holm_correction_matters() -> None:
+    base, cur = _borderline_cells(1)
+    one = gate.compare(finish_run(base), finish_run(cur), metrics=["throughput"])
+    assert one.exit_code == gate.EXIT_REGRESSION
+    assert one.comparisons[0].p_value == pytest.approx(4 / 924)
+
+    base, cur = _borderline_cells(20)
+    many = gate.compare(finish_run(base), finish_run(cur), metrics=["throughput"])
+    # 20 tests: Holm's first step needs p <= 0.05 / 20 = 0.0025 > 0.0043 -> nothing rejected
+    assert many.tests == 20
+    assert many.exit_code == gate.EXIT_OK
+    assert all(c.p_value == pytest.approx(4 / 924) for c in many.comparisons)
+    assert all(c.p_adjusted is not None and c.p_adjusted > 0.05 for c in many.comparisons)
+    assert {c.verdict for c in many.comparisons} == {gate.VERDICT_NOT_SIGNIFICANT}
+    # without the correction each of the 20 would have been a "regression"
+    assert all(c.p_value is not None and c.p_value < 0.05 for c in many.comparisons)
+
+
+def test_too_many_tests_for_the_repeats_is_invalid() -> None:
+    # 6 vs 6 repeats reach p = 1/924 at best; 50 tests need p <= 0.001: blind.
+    base, cur = _borderline_cells(50)
+    result = gate.compare(finish_run(base), finish_run(cur), metrics=["throughput"])
+    assert result.exit_code == gate.EXIT_INVALID
+    assert any("smallest reachable p" in r for r in result.reasons)
+
+
+def test_ties_use_the_exact_test() -> None:
+    # p99 read from a histogram: repeated identical values on both sides.
+    b = [10.0, 10.0, 10.05, 10.05, 10.1, 10.1]
+    c = [12.0, 12.0, 12.0, 12.1, 12.1, 10.1]
+    base = finish_run([make_cell("uvicorn", "noio", "sync", 16, [1000.0] * 6, p99_ms=b)])
+    cur = finish_run([make_cell("uvicorn", "noio", "sync", 16, [1000.0] * 6, p99_ms=c)])
+    result = gate.compare(base, cur, metrics=["p99"])
+    comp = result.comparisons[0]
+    assert comp.verdict == gate.VERDICT_REGRESSION
+    assert comp.p_value is not None and comp.p_value < 0.01
+
+
+# ------------------------------------------------------------------ validity (exit 2)
+
+
+def test_too_few_repeats_is_invalid() -> None:
+    result = gate.compare(build_run(repeats=4), build_run(repeats=4, seed=2))
+    assert result.exit_code == gate.EXIT_INVALID
+    assert result.outcome == gate.OUTCOME_INVALID
+    assert any("fewer than the 6" in r for r in result.reasons)
+    assert {c.verdict for c in result.comparisons} == {gate.VERDICT_INVALID}
+
+
+def test_min_repeats_can_be_lowered_explicitly() -> None:
+    result = gate.compare(build_run(repeats=5), build_run(repeats=5, seed=2), min_repeats=5, metrics=["throughput"])
+    assert result.exit_code == gate.EXIT_OK
+
+
+@pytest.mark.parametrize(
+    ("key", "base", "cur"),
+    [
+        ("cpu_model", "AMD EPYC 7763", "Intel Xeon 8370C"),
+        ("cpu_count", 2, 4),
+        ("python", "3.12.1", "3.13.0"),
+        ("packages", {"django": "6.1.3"}, {"django": "6.1.2"}),
+        ("database", {"vendor": "sqlite", "version": "3.40"}, {"vendor": "postgresql", "version": "15.4"}),
+    ],
+)
+def test_environment_mismatch_is_refused_or_loudly_allowed(key: str, base: Any, cur: Any) -> None:
+    baseline = build_run(environment={key: base})
+    current = build_run(seed=2, environment={key: cur})
+    refused = gate.compare(baseline, current)
+    assert refused.exit_code == gate.EXIT_INVALID
+    assert any("differs" in r for r in refused.reasons)
+    allowed = gate.compare(baseline, current, allow_env_mismatch=True)
+    assert allowed.exit_code == gate.EXIT_OK
+    assert any(w.startswith("ENVIRONMENT MISMATCH") for w in allowed.warnings)
+
+
+def test_small_environment_differences_only_warn() -> None:
+    baseline = build_run(environment={"python": "3.12.1", "hostname": "a"})
+    current = build_run(seed=2, environment={"python": "3.12.3", "hostname": "b"})
+    result = gate.compare(baseline, current)
+    assert result.exit_code == gate.EXIT_OK
+    assert any("patch version" in w for w in result.warnings)
+    assert any("host differs" in w for w in result.warnings)
+
+
+def test_unrecorded_environment_is_warned_not_silent() -> None:
+    baseline = build_run()
+    current = build_run(seed=2)
+    current = replace(current, environment={k: v for k, v in current.environment.items() if k != "cpu_model"})
+    result = gate.compare(baseline, current)
+    assert result.exit_code == gate.EXIT_OK
+    assert any("cannot check cpu_model" in w for w in result.warnings)
+
+
+@pytest.mark.parametrize("code", ["failures", "server-crash", "generator-bound", "error"])
+def test_flagged_cells_make_the_comparison_invalid(code: str) -> None:
+    flagged = make_cell("uvicorn", "cpu", "sync", 16, [500.0] * 8, flags=[(code, "synthetic flag")])
+    clean = make_cell("uvicorn", "cpu", "sync", 16, [500.0] * 8)
+    result = gate.compare(build_run(extra_cells=[clean]), build_run(seed=2, extra_cells=[flagged]))
+    assert result.exit_code == gate.EXIT_INVALID
+    assert any(code in r and "uvicorn/cpu/sync/u16" in r for r in result.reasons)
+    # the other cells were still compared and shown
+    assert verdicts(result)[("uvicorn/noio/sync/u16", "throughput")] == gate.VERDICT_NO_CHANGE
+
+
+def test_unstable_cells_only_warn() -> None:
+    unstable = make_cell("uvicorn", "cpu", "sync", 16, [500.0] * 8, flags=[("unstable", "cv 12%")])
+    clean = make_cell("uvicorn", "cpu", "sync", 16, [500.0] * 8)
+    result = gate.compare(build_run(extra_cells=[clean]), build_run(seed=2, extra_cells=[unstable]))
+    assert result.exit_code == gate.EXIT_OK
+    assert any("unstable" in w for w in result.warnings)
+
+
+def test_missing_cells_on_either_side_are_invalid() -> None:
+    extra = make_cell("uvicorn", "cpu", "sync", 16, [500.0] * 8)
+    new_cell = gate.compare(build_run(), build_run(seed=2, extra_cells=[extra]))
+    assert new_cell.exit_code == gate.EXIT_INVALID
+    assert any("missing from the baseline" in r and "refresh the baseline" in r for r in new_cell.reasons)
+    gone = gate.compare(build_run(extra_cells=[extra]), build_run(seed=2))
+    assert gone.exit_code == gate.EXIT_INVALID
+    assert any("missing from the current" in r for r in gone.reasons)
+
+
+def test_invalid_comparison_still_reports_regressions_it_saw() -> None:
+    extra = make_cell("uvicorn", "cpu", "sync", 16, [500.0] * 8)
+    result = gate.compare(build_run(), build_run(seed=2, scale=slower(0.7, workload="orm"), extra_cells=[extra]))
+    assert result.exit_code == gate.EXIT_INVALID
+    assert result.regressions
+    assert "regression" in result.headline
+
+
+def test_different_scenario_or_setup_is_invalid() -> None:
+    other = gate.compare(build_run(scenario="ci"), build_run(seed=2, scenario="quick"))
+    assert other.exit_code == gate.EXIT_INVALID
+    assert any("scenario differs" in r for r in other.reasons)
+
+    current = build_run(seed=2)
+    setups = dict(current.setups)
+    setups["uvicorn"] = replace(setups["uvicorn"], workers=2)
+    result = gate.compare(build_run(), replace(current, setups=setups))
+    assert result.exit_code == gate.EXIT_INVALID
+    assert any("setup uvicorn: workers differs" in r for r in result.reasons)
+
+    current = build_run(seed=2)
+    resolved = {**current.scenario_resolved, "load": {**current.scenario_resolved["load"], "max_s": 15.0}}
+    result = gate.compare(build_run(), replace(current, scenario_resolved=resolved))
+    assert result.exit_code == gate.EXIT_INVALID
+    assert any("load.max_s" in r for r in result.reasons)
+
+
+def test_fault_injection_is_announced() -> None:
+    current = build_run(seed=2)
+    resolved = {**current.scenario_resolved, "server_env": {"BENCH_INJECT_CPU_US": "300"}}
+    result = gate.compare(build_run(), replace(current, scenario_resolved=resolved))
+    assert result.exit_code == gate.EXIT_OK
+    assert any("FAULT INJECTION" in w and "BENCH_INJECT_CPU_US=300" in w for w in result.warnings)
+
+
+def test_database_url_is_never_printed() -> None:
+    base, cur = build_run(), build_run(seed=2)
+    b_db = {"engine": "sqlite", "url": "postgresql://u:secret@a/db"}
+    c_db = {"engine": "sqlite", "url": "postgresql://u:other@b/db"}
+    b = replace(base, scenario_resolved={**base.scenario_resolved, "database": b_db})
+    c = replace(cur, scenario_resolved={**cur.scenario_resolved, "database": c_db})
+    result = gate.compare(b, c)
+    assert result.exit_code == gate.EXIT_OK
+    assert "secret" not in json.dumps(result.to_dict())
+
+
+# ------------------------------------------------------------------ thresholds and configuration
+
+
+def test_thresholds_per_scenario_and_metric() -> None:
+    scale = slower(0.8, workload="orm", variant="sync")  # -20% throughput, +25% p99
+    strict = gate.compare(build_run(), build_run(seed=2, scale=scale))
+    assert {c.metric for c in strict.regressions} == {"throughput", "p99"}
+
+    relaxed = build_run(seed=2, scale=scale, gate_section={"threshold": 0.1, "thresholds": {"p99": 0.3}})
+    result = gate.compare(build_run(), relaxed)
+    assert result.exit_code == gate.EXIT_REGRESSION
+    assert {c.metric for c in result.regressions} == {"throughput"}
+    assert result.thresholds == {"throughput": 0.1, "p99": 0.3}
+
+    # an explicit argument wins over the scenario
+    result = gate.compare(build_run(), relaxed, threshold=0.5)
+    assert result.exit_code == gate.EXIT_OK
+    assert result.thresholds == {"throughput": 0.5, "p99": 0.5}
+
+
+def test_bad_configuration_raises_with_the_key() -> None:
+    with pytest.raises(gate.GateConfigError, match="unknown metric"):
+        gate.compare(build_run(), build_run(), metrics=["p42"])
+    with pytest.raises(gate.GateConfigError, match="gate.calibration"):
+        gate.compare(build_run(), build_run(gate_section={"normalize": "calibration"}))
+    assert gate.validate_gate_section({"thresholds": {"p99": 2}}) == [
+        "gate.thresholds.p99: expected a fraction in (0, 1), got 2"
+    ]
+
+
+def test_other_metrics_can_be_gated() -> None:
+    result = gate.compare(build_run(), build_run(seed=2), metrics=["throughput", "p50", "cpu_per_request"])
+    assert result.exit_code == gate.EXIT_OK
+    assert {c.metric for c in result.comparisons} == {"throughput", "p50", "cpu_per_request"}
+
+
+# ------------------------------------------------------------------ normalisation
+
+
+CALIBRATION = {"setup": "gunicorn-sync", "workload": "cpu", "variant": "sync", "users": 1}
+
+
+def calibrated_run(*, seed: int, machine: float = 1.0, scale: Scale = _one, pair: str = "median", **kw: Any) -> Run:
+    rng = random.Random(seed + 1000)
+    calib = make_cell("gunicorn-sync", "cpu", "sync", 1, [400.0 * machine * (1 + rng.gauss(0, 0.01)) for _ in range(8)])
+    return build_run(
+        seed=seed,
+        sd=0.01,
+        scale=lambda s, w, v: machine * scale(s, w, v),
+        extra_cells=[calib],
+        gate_section={"normalize": "calibration", "calibration": {**CALIBRATION, "pair": pair}},
+        **kw,
+    )
+
+
+@pytest.mark.parametrize("pair", ["median", "repeat"])
+def test_calibration_cancels_a_uniformly_slower_machine(pair: str) -> None:
+    baseline = calibrated_run(seed=1, pair=pair)
+    current = calibrated_run(seed=2, machine=0.7, pair=pair)  # every cell, calibration included, 30% slower
+
+    raw = gate.compare(baseline, current, normalize="none")
+    assert raw.exit_code == gate.EXIT_REGRESSION
+
+    result = gate.compare(baseline, current)
+    assert result.normalize == "calibration"
+    assert result.exit_code == gate.EXIT_OK, result.reasons
+    assert result.calibration is not None
+    ratio = result.calibration["setups"]["*"]["speed_ratio"]
+    assert ratio == pytest.approx(0.7, rel=0.03)
+    # the calibration cell itself is the yardstick, not a compared cell
+    assert all(not c.key.startswith("gunicorn-sync/cpu/") for c in result.comparisons)
+    assert {c.unit for c in result.comparisons} == {"× calibration"}
+
+
+def test_calibration_still_catches_a_real_regression() -> None:
+    baseline = calibrated_run(seed=1)
+    current = calibrated_run(seed=2, machine=0.7, scale=slower(0.75, setup="uvicorn", workload="noio", variant="async"))
+    result = gate.compare(baseline, current)
+    assert result.exit_code == gate.EXIT_REGRESSION
+    assert {c.key for c in result.regressions} == {"uvicorn/noio/async/u16"}
+
+
+def test_calibration_mode_tolerates_another_cpu_model_but_not_another_django() -> None:
+    baseline = calibrated_run(seed=1, environment={"cpu_model": "AMD EPYC 7763"})
+    current = calibrated_run(seed=2, machine=0.8, environment={"cpu_model": "Intel Xeon 8370C"})
+    result = gate.compare(baseline, current)
+    assert result.exit_code == gate.EXIT_OK
+    assert any("CPU model differs" in w and "cancel" in w for w in result.warnings)
+
+    current = calibrated_run(seed=2, environment={"packages": {"django": "6.0"}})
+    assert gate.compare(baseline, current).exit_code == gate.EXIT_INVALID
+
+
+def test_missing_or_flagged_calibration_cell_is_invalid() -> None:
+    baseline = calibrated_run(seed=1)
+    current = calibrated_run(seed=2)
+    current = replace(current, cells=tuple(c for c in current.cells if c.workload != "cpu"))
+    result = gate.compare(baseline, current)
+    assert result.exit_code == gate.EXIT_INVALID
+    assert any("no calibration cell" in r for r in result.reasons)
+
+    current = calibrated_run(seed=2)
+    cells = tuple(
+        replace(c, flags=(Flag("generator-bound", "locust at 97%"),)) if c.workload == "cpu" else c
+        for c in current.cells
+    )
+    result = gate.compare(baseline, replace(current, cells=cells))
+    assert result.exit_code == gate.EXIT_INVALID
+    assert any("generator-bound" in r for r in result.reasons)
+
+
+def test_async_sync_ratio_mode() -> None:
+    baseline = build_run(seed=1, sd=0.01)
+    # the whole machine 30% slower: ratios unchanged
+    uniform = build_run(seed=2, sd=0.01, scale=lambda s, w, v: 0.7)
+    result = gate.compare(baseline, uniform, normalize="async-sync-ratio")
+    assert result.exit_code == gate.EXIT_OK
+    assert {c.key for c in result.comparisons} == {
+        f"{s}/{w}/async÷sync/u16" for s in SETUPS for w in WORKLOADS
+    }
+    assert result.tests == 8  # 4 ratios x 2 metrics
+
+    # the async ORM path 25% slower on uvicorn only: its ratio regresses
+    async_slower = build_run(seed=2, sd=0.01, scale=slower(0.75, setup="uvicorn", workload="orm", variant="async"))
+    result = gate.compare(baseline, async_slower, normalize="async-sync-ratio")
+    assert result.exit_code == gate.EXIT_REGRESSION
+    assert {c.key for c in result.regressions} == {"uvicorn/orm/async÷sync/u16"}
+
+
+# ------------------------------------------------------------------ A/B in one job
+
+
+def ab_run(*, head_scale: Scale = _one, repeats: int = 8) -> Run:
+    base = build_run(seed=1, revision="base", repeats=repeats)
+    head = build_run(seed=2, revision="head", scale=head_scale, repeats=repeats)
+    return replace(base, cells=base.cells + head.cells, run_id="ab")
+
+
+def test_compare_revisions_passes_identical_trees() -> None:
+    result = gate.compare_revisions(ab_run())
+    assert result.mode == "revisions"
+    assert result.exit_code == gate.EXIT_OK
+    assert (result.baseline_label, result.current_label) == ("base", "head")
+    assert result.tests == 16
+
+
+def test_compare_revisions_catches_a_slower_head() -> None:
+    result = gate.compare_revisions(ab_run(head_scale=slower(0.7, workload="noio", variant="sync")))
+    assert result.exit_code == gate.EXIT_REGRESSION
+    assert {c.key for c in result.regressions} == {"gunicorn-sync/noio/sync/u16", "uvicorn/noio/sync/u16"}
+
+
+def test_compare_revisions_needs_both_revisions_and_repeats() -> None:
+    plain = build_run()
+    result = gate.compare_revisions(plain)
+    assert result.exit_code == gate.EXIT_INVALID
+    assert any("not an A/B run" in r for r in result.reasons)
+    assert gate.compare_revisions(ab_run(repeats=3)).exit_code == gate.EXIT_INVALID
+
+
+def test_compare_warns_when_given_an_ab_run() -> None:
+    result = gate.compare(ab_run(), ab_run())
+    assert any("compare_revisions" in w for w in result.warnings)
+
+
+# ------------------------------------------------------------------ plumbing
+
+
+def test_wall_time_comes_from_the_clock() -> None:
+    ticks = iter([100.0, 100.25])
+    result = gate.compare(build_run(), build_run(seed=2), clock=lambda: next(ticks))
+    assert result.elapsed_s == pytest.approx(0.25)
+
+
+def test_result_serialises_to_json_and_is_reproducible() -> None:
+    a = gate.compare(build_run(), build_run(seed=2, scale=slower(0.8, workload="orm")))
+    b = gate.compare(build_run(), build_run(seed=2, scale=slower(0.8, workload="orm")))
+    da, db = a.to_dict(), b.to_dict()
+    da.pop("elapsed_s"), db.pop("elapsed_s")
+    assert da == db  # seeded bootstrap: the same intervals every time
+    text = json.dumps(da)
+    assert '"exit_code": 1' in text
+    assert all("change" in c for c in da["comparisons"])
+
+
+def test_exit_message_names_the_outcome() -> None:
+    assert "pass" in gate.exit_message(gate.compare(build_run(), build_run()))
+    assert "NOT VALID" in gate.exit_message(gate.compare(build_run(repeats=3), build_run(repeats=3)))
+
+
+def test_compare_revisions_can_gate_ratios() -> None:
+    run = ab_run(head_scale=slower(0.7, setup="uvicorn", workload="noio", variant="async"))
+    result = gate.compare_revisions(run, normalize="async-sync-ratio")
+    assert result.normalize == "async-sync-ratio"
+    assert {c.key for c in result.regressions} == {"uvicorn/noio/async÷sync/u16"}
