@@ -464,6 +464,12 @@ def run_scenario(
     resolved["cpu_plan"] = {"server": list(server_cpus), "generator_and_upstream": list(gen_cpus)}
     resolved["revisions"] = {k: str(v) for k, v in revisions.items()}
     resolved["arm_env"] = arm_env
+    # every planned cell, so a report can show what is missing from an interrupted run
+    resolved["cells"] = [
+        {"setup": t.setup, "workload": t.workload, "variant": t.variant, "users": t.users,
+         "params": dict(t.params), "revision": t.revision}
+        for t in todo if t.repeat == 0
+    ]
     run = Run(
         schema_version=results.SCHEMA_VERSION,
         run_id=run_id,
