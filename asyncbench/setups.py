@@ -55,6 +55,10 @@ def _gunicorn(app: str, klass: str, *extra: str) -> Callable[[str, int, int, int
             "120",
             "--graceful-timeout",
             "5",
+            # gunicorn 27 opens a control socket at one fixed path per user
+            # (~/.gunicorn/gunicorn.ctl), shared by every gunicorn on the machine:
+            # two setups (or an A/B pair) would fight over it.
+            "--no-control-socket",
             *extra,
         ]
 

@@ -1,0 +1,78 @@
+"""The single wrapper around every measured view.
+
+It does, in one place and identically for both kinds of view: method check,
+query-parameter parsing and validation (400 on bad input), and fault
+injection. The wrapper keeps the view's kind: an async view gets an `async def`
+wrapper, so Django calls it on the event loop and never adds a thread hop.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from asgiref.sync import iscoroutinefunction
+from django.core.exceptions import ImproperlyConfigured
+from django.http import HttpRequest, HttpResponseBase
+
+from bench_site.injection import Injection
+from bench_site.params import WORKLOAD_PARAMS, BadParam, parse_params
+from bench_site.registry import Endpoint
+from bench_site.responses import error_response
+
+SyncView = Callable[..., HttpResponseBase]
+AsyncView = Callable[..., Awaitable[HttpResponseBase]]
+View = Callable[..., Any]
+
+_SAFE_METHODS = frozenset({"GET", "HEAD"})
+
+
+def _method_not_allowed() -> HttpResponseBase:
+    response = error_response(405, "method not allowed", allowed=sorted(_SAFE_METHODS))
+    response["Allow"] = ", ".join(sorted(_SAFE_METHODS))
+    return response
+
+
+def measured_view(endpoint: Endpoint, view: View, injection: Injection) -> View:
+    """Wrap `view`, which implements `endpoint`, as a Django view."""
+    specs = WORKLOAD_PARAMS[endpoint.workload]
+    inject = injection.applies_to(endpoint.workload)
+    is_async = iscoroutinefunction(view)
+    if is_async != (endpoint.kind == "async"):
+        raise ImproperlyConfigured(
+            f"{endpoint.path}: the registry declares a {endpoint.kind} view, "
+            f"but {view.__module__}.{view.__qualname__} is {'async' if is_async else 'sync'}"
+        )
+
+    if is_async:
+
+        @functools.wraps(view)
+        async def async_wrapper(request: HttpRequest) -> HttpResponseBase:
+            if request.method not in _SAFE_METHODS:
+                return _method_not_allowed()
+            try:
+                params = parse_params(request.GET, specs)
+            except BadParam as exc:
+                return exc.response()
+            if inject:
+                await injection.apply_async()
+            response: HttpResponseBase = await view(request, **params)
+            return response
+
+        return async_wrapper
+
+    @functools.wraps(view)
+    def sync_wrapper(request: HttpRequest) -> HttpResponseBase:
+        if request.method not in _SAFE_METHODS:
+            return _method_not_allowed()
+        try:
+            params = parse_params(request.GET, specs)
+        except BadParam as exc:
+            return exc.response()
+        if inject:
+            injection.apply_sync()
+        response: HttpResponseBase = view(request, **params)
+        return response
+
+    return sync_wrapper
