@@ -9,11 +9,13 @@ histograms, counts and per-second series are merged, the way locust's own
 from __future__ import annotations
 
 import json
+import os
 import select
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 from asyncbench.histogram import Histogram
@@ -28,6 +30,7 @@ class Measurement:
     duration_s: float
     warmup_s: float
     requests: int
+    throughput_rps: float
     failures: dict[str, int]
     histogram: Histogram
     series: list[dict[str, Any]]
@@ -49,6 +52,7 @@ class LoadGenerator:
         env: dict[str, str],
     ) -> None:
         self.drivers: list[ManagedProcess] = []
+        self._buffers: dict[int, bytearray] = {}
         self.processes = processes
         self.cpus = cpus
         self.log_dir = log_dir
@@ -85,31 +89,41 @@ class LoadGenerator:
         for d in self.drivers:
             d.stop()
         self.drivers = []
+        self._buffers = {}
 
     @property
     def pids(self) -> list[int]:
         return [d.pid for d in self.drivers]
 
     def _read_line(self, d: ManagedProcess, timeout: float) -> str:
+        """One protocol line from a driver, with a deadline.
+
+        Reads the pipe's file descriptor directly into a per-driver buffer:
+        a buffered file object would slurp several lines at once and leave
+        select() waiting on an empty pipe for a line it already holds.
+        """
         assert d.proc is not None and d.proc.stdout is not None
+        fd = d.proc.stdout.fileno()
+        buf = self._buffers.setdefault(fd, bytearray())
         deadline = time.monotonic() + timeout
-        while True:
+        while b"\n" not in buf:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise ProcessError(f"{d.name} gave no answer within {timeout:.0f} s; see {d.log_path}")
-            ready, _, _ = select.select([d.proc.stdout], [], [], min(remaining, 1.0))
-            if ready:
-                line = d.proc.stdout.readline()
-                if not line:
-                    from asyncbench.processes import tail
+            ready, _, _ = select.select([fd], [], [], min(remaining, 1.0))
+            if not ready:
+                continue
+            chunk = os.read(fd, 1 << 16)
+            if not chunk:
+                from asyncbench.processes import tail
 
-                    raise ProcessError(
-                        f"{d.name} exited (code {d.proc.poll()}); last lines of {d.log_path}:\n"
-                        f"{tail(d.log_path)}"
-                    )
-                return line.decode()
-            if not d.alive():
-                continue  # let readline see EOF and report
+                raise ProcessError(
+                    f"{d.name} exited (code {d.proc.poll()}); last lines of {d.log_path}:\n{tail(d.log_path)}"
+                )
+            buf.extend(chunk)
+        line, _, rest = bytes(buf).partition(b"\n")
+        buf[:] = rest
+        return line.decode()
 
     def measure(
         self,
@@ -122,6 +136,8 @@ class LoadGenerator:
         max_s: float,
         target_rse: float,
         min_requests_per_user: int,
+        on_window_start: Callable[[], None] | None = None,
+        on_window_end: Callable[[], None] | None = None,
     ) -> Measurement:
         # Split users across drivers as evenly as possible; drivers with no
         # users sit this cell out.
@@ -143,13 +159,50 @@ class LoadGenerator:
             assert d.proc is not None and d.proc.stdin is not None
             d.proc.stdin.write((json.dumps(cmd) + "\n").encode())
             d.proc.stdin.flush()
-        results = []
-        for d, _ in active:
-            res = json.loads(self._read_line(d, timeout=warmup_s + max_s + 60))
-            if not res.get("ok"):
-                raise ProcessError(f"{d.name}: {res.get('error')}")
-            results.append(res)
+        try:
+            results = self._collect(active, warmup_s + max_s + 60, on_window_start, on_window_end)
+        except ProcessError:
+            # A driver that timed out may still answer later and desynchronise
+            # the protocol: start a fresh pool for the cells after this one.
+            self.restart()
+            raise
         return _merge(results)
+
+    def _collect(self, active: list[tuple[ManagedProcess, int]], timeout: float,
+                 on_window_start: Callable[[], None] | None,
+                 on_window_end: Callable[[], None] | None) -> list[dict[str, Any]]:
+        """Read every driver's window events and result, in protocol order.
+
+        All drivers got their command at once, so their windows start within
+        milliseconds of each other: the window opens when every driver has
+        said so and closes when every driver has.
+        """
+        pending = {id(d): d for d, _ in active}
+        started: set[int] = set()
+        ended: set[int] = set()
+        results: dict[int, dict[str, Any]] = {}
+        while pending:
+            for key, d in list(pending.items()):
+                msg = json.loads(self._read_line(d, timeout=timeout))
+                event = msg.get("event")
+                if event == "window-start":
+                    started.add(key)
+                    if len(started) == len(active) and on_window_start:
+                        on_window_start()
+                elif event == "window-end":
+                    ended.add(key)
+                    if len(ended) == len(active) and on_window_end:
+                        on_window_end()
+                else:
+                    if not msg.get("ok"):
+                        raise ProcessError(f"{d.name}: {msg.get('error')}")
+                    results[key] = msg
+                    del pending[key]
+        return [results[id(d)] for d, _ in active]
+
+    def restart(self) -> None:
+        self.close()
+        self.__enter__()
 
 
 def _merge(results: list[dict[str, Any]]) -> Measurement:
@@ -158,7 +211,10 @@ def _merge(results: list[dict[str, Any]]) -> Measurement:
     for r in results:
         for k, v in r["failures"].items():
             failures[k] = failures.get(k, 0) + v
+    # Each driver ends its own window; the pool's throughput is the sum of the
+    # drivers' rates, expressed over the shortest window.
     duration = min(r["duration_s"] for r in results)
+    rate = sum(r["requests"] / r["duration_s"] for r in results if r["duration_s"] > 0)
     length = min(len(r["series"]) for r in results)
     series = []
     for i in range(length):
@@ -188,6 +244,7 @@ def _merge(results: list[dict[str, Any]]) -> Measurement:
         duration_s=duration,
         warmup_s=results[0]["warmup_s"],
         requests=sum(r["requests"] for r in results),
+        throughput_rps=rate,
         failures=failures,
         histogram=hist,
         series=series,

@@ -95,7 +95,7 @@ def _failure_kind(exc: BaseException) -> str:
     return f"{type(exc).__name__}" + (f": {text[:60]}" if text else "")
 
 
-def measure(cmd: dict[str, Any], recorder: Recorder) -> dict[str, Any]:
+def measure(cmd: dict[str, Any], recorder: Recorder, emit: Any = None) -> dict[str, Any]:
     host = cmd["host"]
     path = cmd["path"]
     users = int(cmd["users"])
@@ -117,6 +117,10 @@ def measure(cmd: dict[str, Any], recorder: Recorder) -> dict[str, Any]:
         gevent.sleep(warmup_s)
 
         env.stats.reset_all()
+        # Tell the runner the measured window starts now, so the server's CPU
+        # is counted over the same window as the requests (not the warm-up).
+        if emit is not None:
+            emit({"event": "window-start"})
         recorder.start()
         cpu0 = time.process_time()
         wall0 = time.monotonic()
@@ -140,6 +144,8 @@ def measure(cmd: dict[str, Any], recorder: Recorder) -> dict[str, Any]:
                 break
         recorder.active = False
         duration = time.monotonic() - wall0
+        if emit is not None:
+            emit({"event": "window-end"})
         cpu = time.process_time() - cpu0
         total = env.stats.total
         locust_stats = {
@@ -217,8 +223,12 @@ def main() -> int:
         cmd = json.loads(line)
         if cmd.get("op") == "quit":
             break
+        def emit(obj: dict[str, Any]) -> None:
+            out.write(json.dumps(obj) + "\n")
+            out.flush()
+
         try:
-            result = measure(cmd, recorder)
+            result = measure(cmd, recorder, emit)
         except Exception as exc:  # report, keep serving: one bad cell must not end the run
             result = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
         print(json.dumps(result), file=out, flush=True)

@@ -76,6 +76,17 @@ class TreeMonitor:
                 self._changes += len(pids ^ self._pids)
             self._pids = pids
 
+    def busy_fraction(self, interval: float) -> float:
+        """CPU used by the tree over `interval` seconds, as a fraction of one core."""
+        import time
+
+        before = _cpu_times(_tree(self.pid))
+        t0 = time.monotonic()
+        time.sleep(interval)
+        after = _cpu_times(_tree(self.pid))
+        used = sum(t - before.get(pid, 0.0) for pid, t in after.items())
+        return used / max(time.monotonic() - t0, 1e-9)
+
     def pids(self) -> set[int]:
         return {p.pid for p in _tree(self.pid)}
 
@@ -112,3 +123,34 @@ class TreeMonitor:
     def close(self) -> None:
         self._stop.set()
         self._thread.join(timeout=2)
+
+
+class CoreMonitor:
+    """How busy a set of CPUs is over a window (all processes on them)."""
+
+    def __init__(self, cpus: tuple[int, ...]) -> None:
+        self.cpus = cpus
+        self._start: list[tuple[float, float]] = []
+
+    @staticmethod
+    def _busy_idle(cpus: tuple[int, ...]) -> list[tuple[float, float]]:
+        per = psutil.cpu_times(percpu=True)
+        out = []
+        for c in cpus:
+            t = per[c]
+            idle = t.idle + getattr(t, "iowait", 0.0)
+            out.append((sum(t) - idle, idle))
+        return out
+
+    def begin(self) -> None:
+        self._start = self._busy_idle(self.cpus) if self.cpus else []
+
+    def end(self) -> float | None:
+        """Percent busy, averaged over the CPUs (None when nothing is pinned)."""
+        if not self.cpus or not self._start:
+            return None
+        now = self._busy_idle(self.cpus)
+        busy = sum(n[0] - s[0] for n, s in zip(now, self._start, strict=True))
+        idle = sum(n[1] - s[1] for n, s in zip(now, self._start, strict=True))
+        total = busy + idle
+        return 100.0 * busy / total if total > 0 else None

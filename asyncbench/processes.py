@@ -15,6 +15,7 @@ import os
 import signal
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -85,7 +86,9 @@ def cpu_pinning_prefix(cpus: Sequence[int] | None) -> list[str]:
     """
     if not cpus:
         return []
-    available = os.sched_getaffinity(0)
+    # the machine's CPUs, not this process's affinity: the runner pins itself
+    # to the generator's CPUs and still places servers elsewhere
+    available = set(range(os.cpu_count() or 1))
     if not set(cpus) <= available:
         raise ProcessError(f"CPUs {sorted(cpus)} are not all available (have {sorted(available)})")
     return ["taskset", "-c", ",".join(str(c) for c in cpus)]
@@ -212,6 +215,20 @@ class ManagedProcess:
         """SIGTERM to the group, SIGKILL after the timeout; returns the exit code."""
         if self.proc is None:
             return None
+        # A second Ctrl-C (or SIGTERM) while stopping must not abort the stop
+        # half-way and leak the group: hold both until the group is gone.
+        held = {signal.SIGINT, signal.SIGTERM}
+        in_main = threading.current_thread() is threading.main_thread()
+        if in_main:
+            signal.pthread_sigmask(signal.SIG_BLOCK, held)
+        try:
+            return self._stop()
+        finally:
+            if in_main:
+                signal.pthread_sigmask(signal.SIG_UNBLOCK, held)
+
+    def _stop(self) -> int | None:
+        assert self.proc is not None
         try:
             if self.pipe_stdio and self.proc.stdin is not None:
                 try:

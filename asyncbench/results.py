@@ -7,6 +7,9 @@ a gate re-evaluated without measuring again.
 Schema changelog (bump SCHEMA_VERSION on any incompatible change):
   1 - first version: run -> setups, cells -> repeats, per-second series,
       microsecond-resolution latency percentiles beside locust's own.
+      Fields added later with defaults (readers of 1 accept files without
+      them): Repeat.generator_cores_busy_percent, upstream_cpu_percent,
+      stop_reason, drain_s.
 """
 
 from __future__ import annotations
@@ -91,6 +94,13 @@ class Repeat:
     server_worker_changes: int  # worker processes that appeared or vanished
     series: tuple[Second, ...] = ()
     flags: tuple[Flag, ...] = ()
+    # How busy the generator's CPUs were as a whole (locust and the upstream
+    # share them): a saturated core distorts the load even when locust's own
+    # process is below its limit.
+    generator_cores_busy_percent: float | None = None
+    upstream_cpu_percent: float | None = None  # percent of one core
+    stop_reason: str = ""  # "stable" (adaptive window converged) or "max_s"
+    drain_s: float | None = None  # time the server needed afterwards to work off its backlog
 
     @property
     def cpu_s_per_1k_requests(self) -> float | None:

@@ -15,14 +15,16 @@ Order of work, per run:
 
 from __future__ import annotations
 
+import json
 import os
+import random
 import sqlite3
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -31,7 +33,7 @@ from urllib.parse import urlencode
 from bench_site.registry import VARIANTS, endpoint
 from asyncbench import environment, results, stats
 from asyncbench.load import LoadGenerator, Measurement
-from asyncbench.monitor import TreeMonitor, WindowUsage
+from asyncbench.monitor import CoreMonitor, TreeMonitor, WindowUsage
 from asyncbench.processes import (
     LOOPBACK,
     ManagedProcess,
@@ -98,7 +100,10 @@ def django_env(scenario: Scenario, base_env: dict[str, str], root: Path = ROOT) 
     if scenario.database.engine == "postgres":
         env["BENCH_DATABASE_URL"] = scenario.database.url or "postgresql://postgres@127.0.0.1:5432/postgres"
     else:
-        env["BENCH_SQLITE_PATH"] = scenario.database.sqlite_path or str(DEFAULT_SQLITE)
+        # one file per data-set size: quick (100k rows) and ci (20k) would
+        # otherwise reseed each other's database on every run
+        env["BENCH_SQLITE_PATH"] = scenario.database.sqlite_path or str(
+            DEFAULT_SQLITE.with_name(f"bench-{scenario.database.rows}.sqlite3"))
     return env
 
 
@@ -227,27 +232,25 @@ def stop_server(server: Server) -> None:
 
 
 def drain(server: Server, timeout: float) -> float:
-    """Wait until the server answers /health promptly: what the last cell queued is gone.
+    """Wait until the server has worked off what the last measurement queued.
 
     Measured on this machine, a saturated sync worker needed up to 10 s to
-    work off its backlog; without this the next cell's p99 read 2.6 s.
-    Returns the seconds spent.
+    work off its backlog; without a drain the next cell's p99 read 2.6 s.
+    Two signals, both required: /health answers promptly (a WSGI worker
+    queues it behind the backlog) and the server's process tree is idle (an
+    ASGI server answers /health on its event loop while sync views still run
+    in its threads). Returns the seconds spent.
     """
     t0 = time.monotonic()
-    fast_in_a_row = 0
     while time.monotonic() - t0 < timeout:
         t = time.monotonic()
         try:
             status, _, _ = http_get(LOOPBACK, server.port, "/health", timeout=max(0.5, timeout))
         except OSError:
             status = 0
-        if status == 200 and time.monotonic() - t < 0.05:
-            fast_in_a_row += 1
-            if fast_in_a_row >= 2:
-                break
-        else:
-            fast_in_a_row = 0
-            time.sleep(0.05)
+        if status == 200 and time.monotonic() - t < 0.05 and server.monitor.busy_fraction(0.1) < 0.1:
+            break
+        time.sleep(0.05)
     return time.monotonic() - t0
 
 
@@ -281,36 +284,53 @@ class Planned:
 
 
 def plan(scenario: Scenario, revisions: list[str]) -> list[Planned]:
-    """Every measurement, in the order it will run (grouped by setup)."""
+    """Every measurement, in the order it will run.
+
+    All setups' servers are up for the whole run, so within each (workload,
+    users, parameters) group every arm (setup x variant x revision) is
+    measured once per round, in an order shuffled with a fixed seed per round:
+    slow drift over the minutes a group takes hits every arm alike, including
+    the setups the verdict compares, and no arm always goes first.
+    """
     out: list[Planned] = []
-    for setup in scenario.setups:
-        for wl in scenario.workloads:
-            for users in scenario.users_for(wl):
-                for params in wl.param_sets():
-                    out.extend(_group(setup.name, wl, users, tuple(sorted(params.items())), revisions, scenario.load.repeats))
+    for wl in scenario.workloads:
+        for users in scenario.users_for(wl):
+            for params in wl.param_sets():
+                key = tuple(sorted(params.items()))
+                arms = [(s.name, v, rev) for s in scenario.setups for v in wl.variants for rev in revisions]
+                for r in range(scenario.load.repeats):
+                    order = list(arms)
+                    random.Random(f"{scenario.name}/{wl.name}/{users}/{key}/{r}").shuffle(order)
+                    out.extend(Planned(setup, wl.name, v, users, key, rev, r) for setup, v, rev in order)
     return out
-
-
-def _group(setup: str, wl: WorkloadConfig, users: int, params: tuple[tuple[str, int], ...],
-           revisions: list[str], repeats: int) -> Iterator[Planned]:
-    arms = [(v, rev) for v in wl.variants for rev in revisions]
-    for r in range(repeats):
-        k = r % len(arms)
-        for variant, rev in arms[k:] + arms[:k]:
-            yield Planned(setup, wl.name, variant, users, params, rev, r)
 
 
 # ------------------------------------------------------------------ flags
 
 
-def repeat_flags(m: Measurement, usage: WindowUsage, users: int, scenario: Scenario,
+@dataclass(frozen=True)
+class WindowProbe:
+    """What was measured beside the load over one measured window."""
+
+    server: WindowUsage
+    upstream_cpu_percent: float | None
+    generator_cores_busy_percent: float | None
+
+
+def repeat_flags(m: Measurement, probe: WindowProbe, users: int, scenario: Scenario,
                  ceiling_rps: float | None) -> list[Flag]:
     load = scenario.load
+    usage = probe.server
     flags = []
-    rps = m.requests / m.duration_s if m.duration_s > 0 else 0.0
+    rps = m.throughput_rps
+    busy = probe.generator_cores_busy_percent
     if m.generator_cpu_percent >= load.generator_cpu_limit:
         flags.append(Flag(FLAG_GENERATOR_BOUND,
                           f"locust used {m.generator_cpu_percent:.0f}% of a core (limit {load.generator_cpu_limit:.0f}%)"))
+    elif busy is not None and busy >= load.generator_cpu_limit:
+        flags.append(Flag(FLAG_GENERATOR_BOUND,
+                          f"the generator's CPUs were {busy:.0f}% busy (locust {m.generator_cpu_percent:.0f}%, "
+                          f"upstream {probe.upstream_cpu_percent or 0:.0f}% of a core; limit {load.generator_cpu_limit:.0f}%)"))
     elif ceiling_rps and rps >= load.ceiling_fraction * ceiling_rps:
         flags.append(Flag(FLAG_GENERATOR_BOUND,
                           f"{rps:,.0f} req/s is {rps / ceiling_rps:.0%} of the generator's measured ceiling "
@@ -338,8 +358,9 @@ def cell_flags(repeats: tuple[Repeat, ...], scenario: Scenario) -> list[Flag]:
     return []
 
 
-def make_repeat(index: int, m: Measurement, usage: WindowUsage, flags: list[Flag]) -> Repeat:
+def make_repeat(index: int, m: Measurement, probe: WindowProbe, flags: list[Flag]) -> Repeat:
     h = m.histogram
+    usage = probe.server
 
     def ms(q: float) -> float:
         v = h.percentile(q)
@@ -352,7 +373,7 @@ def make_repeat(index: int, m: Measurement, usage: WindowUsage, flags: list[Flag
         warmup_s=m.warmup_s,
         requests=m.requests,
         failures=dict(m.failures),
-        throughput_rps=round(m.requests / m.duration_s, 3) if m.duration_s > 0 else 0.0,
+        throughput_rps=round(m.throughput_rps, 3),
         latency=Latency(
             count=h.count,
             mean_ms=round((h.mean_us or 0.0) / 1000.0, 4),
@@ -371,6 +392,10 @@ def make_repeat(index: int, m: Measurement, usage: WindowUsage, flags: list[Flag
         server_worker_changes=usage.worker_changes,
         series=tuple(Second(**s) for s in m.series),
         flags=tuple(flags),
+        generator_cores_busy_percent=(None if probe.generator_cores_busy_percent is None
+                                      else round(probe.generator_cores_busy_percent, 1)),
+        upstream_cpu_percent=None if probe.upstream_cpu_percent is None else round(probe.upstream_cpu_percent, 1),
+        stop_reason=m.stop_reason,
     )
 
 
@@ -410,8 +435,16 @@ def measure_ceiling(scenario: Scenario, gen: LoadGenerator, server_cpus: tuple[i
     with _upstream(scenario, server_cpus, log_dir, env, 0, "upstream-calibration") as up:
         m = gen.measure(host=f"http://{LOOPBACK}:{up.port}", path="/health", users=users, warmup_s=1.0,
                         min_s=3.0, max_s=3.0, target_rse=1.0, min_requests_per_user=1)
-    rps = m.requests / m.duration_s if m.duration_s else 0.0
+    rps = m.throughput_rps
+    # The figure is locust's ceiling only if locust was the limit; if it
+    # idled, the stub was, and flagging against it would be wrong.
+    valid = m.generator_cpu_percent >= 85.0 and not m.failures
     return {
+        "valid": valid,
+        "note": "" if valid else (
+            f"locust reached only {m.generator_cpu_percent:.0f}% of a core in the ceiling measurement "
+            f"({sum(m.failures.values())} failures): the stub, not locust, was the limit; cells are not "
+            "flagged against this ceiling"),
         "rps": round(rps, 1),
         "cpu_percent": round(m.generator_cpu_percent, 1),
         "users": users,
@@ -492,19 +525,28 @@ def run_scenario(
     results.save_run(run, run_dir)
     update_latest(reports_dir, run_dir)
 
-    cells: dict[tuple[Any, ...], Cell] = {}
-    references: dict[tuple[str, tuple[tuple[str, int], ...]], tuple[str, bytes]] = {}
+    ctx = _RunContext(scenario=scenario, env=env, revisions=revisions, arm_env=arm_env, log_dir=log_dir,
+                      server_cpus=server_cpus, progress=progress, upstream_monitor=None,
+                      cores=CoreMonitor(gen_cpus))
 
     def save() -> None:
         nonlocal run
-        run = replace(run, cells=tuple(cells.values()))
+        run = replace(run, cells=tuple(ctx.cells.values()),
+                      setups={**run.setups, **{s.info.name: s.info for s in ctx.servers.values()}})
         results.save_run(run, run_dir)
 
     interrupted = False
+    # The runner itself (its monitor threads, its JSON writes) stays off the
+    # server's CPUs, like the load generator.
+    own_affinity = os.sched_getaffinity(0)
+    if gen_cpus:
+        os.sched_setaffinity(0, gen_cpus)
     try:
         with ExitStack() as stack:
             upstream = stack.enter_context(
                 _upstream(scenario, gen_cpus, log_dir, env, scenario.upstream.delay_ms, "upstream"))
+            ctx.upstream_monitor = TreeMonitor(upstream.pid)
+            stack.callback(ctx.upstream_monitor.close)
             env["BENCH_UPSTREAM_URL"] = f"http://{LOOPBACK}:{upstream.port}"
             gen = stack.enter_context(LoadGenerator(processes=scenario.load.processes, cpus=gen_cpus,
                                                     log_dir=log_dir, env=env))
@@ -513,149 +555,181 @@ def run_scenario(
             run = replace(run, generator_ceiling=ceiling)
             progress.note(f"generator ceiling: {ceiling['rps']:,.0f} req/s at {ceiling['cpu_percent']:.0f}% "
                           f"of a core ({ceiling['processes']} process(es))")
-            save()
-
-            setups_by_name = {s.name: s for s in scenario.setups}
-            current_setup: str | None = None
-            servers: dict[str, Server] = {}
+            if not ceiling.get("valid", True):
+                progress.note(f"warning: {ceiling['note']}")
 
             @stack.callback
             def _stop_servers() -> None:
-                # whatever ends the loop (Ctrl-C, SIGTERM, an exception), no server survives
-                for s in servers.values():
+                # whatever ends the run (Ctrl-C, SIGTERM, an exception), no server survives
+                for s in ctx.servers.values():
                     stop_server(s)
 
+            # Every setup's server is up for the whole run (idle ones cost
+            # nothing measurable), so setups can be interleaved like variants.
+            for config in scenario.setups:
+                for rev in revisions:
+                    progress.note(f"starting {config.name}{' (' + rev + ')' if rev else ''} ...")
+                    ctx.start(config, rev)
+            save()
             for item in todo:
-                if item.setup != current_setup:
-                    for s in servers.values():
-                        stop_server(s)
-                    servers.clear()
-                    current_setup = item.setup
-                    for rev, root in revisions.items():
-                        progress.note(f"starting {item.setup}{' (' + rev + ')' if rev else ''} ...")
-                        try:
-                            srv = start_server(setups_by_name[item.setup], revision=rev, root=root,
-                                               env={**django_env(scenario, env, root), **arm_env.get(rev, {})},
-                                               cpus=server_cpus, log_dir=log_dir)
-                        except ProcessError as exc:
-                            progress.note(f"setup {item.setup} failed to start: {exc}")
-                            continue
-                        servers[rev] = srv
-                        run = replace(run, setups={**run.setups, srv.info.name: srv.info})
-                    save()
-                _measure_one(item, servers, cells, references, scenario, gen, run.generator_ceiling,
-                             progress, log_dir, env, revisions, arm_env)
+                _measure_one(item, ctx, gen, run.generator_ceiling)
                 save()
     except KeyboardInterrupt:
         interrupted = True
     finally:
-        run = replace(run, cells=tuple(cells.values()), finished_at=time.time(),
-                      complete=not interrupted and _all_measured(todo, cells), interrupted=interrupted)
+        os.sched_setaffinity(0, own_affinity)
+        run = replace(run, cells=tuple(ctx.cells.values()), finished_at=time.time(),
+                      complete=not interrupted and _all_measured(todo, ctx.cells), interrupted=interrupted)
         results.save_run(run, run_dir)
     if interrupted:
         raise RunInterrupted(run_dir)
     return run_dir
 
 
+@dataclass
+class _RunContext:
+    """The state of a run in progress: servers, cells measured so far, references."""
+
+    scenario: Scenario
+    env: dict[str, str]
+    revisions: dict[str, Path]
+    arm_env: dict[str, dict[str, str]]
+    log_dir: Path
+    server_cpus: tuple[int, ...]
+    progress: Progress
+    upstream_monitor: TreeMonitor | None
+    cores: CoreMonitor
+    servers: dict[tuple[str, str], Server] = field(default_factory=dict)
+    start_errors: dict[tuple[str, str], str] = field(default_factory=dict)
+    cells: dict[tuple[Any, ...], Cell] = field(default_factory=dict)
+    # (workload, params) -> (where it came from, status, content type, body) of the first answer
+    references: dict[tuple[str, tuple[tuple[str, int], ...]], tuple[str, str, bytes]] = field(default_factory=dict)
+
+    def start(self, config: SetupConfig, rev: str) -> Server | None:
+        root = self.revisions[rev]
+        try:
+            srv = start_server(config, revision=rev, root=root,
+                               env={**django_env(self.scenario, self.env, root), **self.arm_env.get(rev, {})},
+                               cpus=self.server_cpus, log_dir=self.log_dir)
+        except ProcessError as exc:
+            self.start_errors[(config.name, rev)] = str(exc).splitlines()[0]
+            self.progress.note(f"setup {config.name} failed to start: {exc}")
+            return None
+        self.servers[(config.name, rev)] = srv
+        return srv
+
+
 def _all_measured(todo: list[Planned], cells: dict[tuple[Any, ...], Cell]) -> bool:
-    for item in todo:
-        c = cells.get(item.cell_id)
-        if c is None:
-            return False
-    return True
+    return all(item.cell_id in cells for item in todo)
 
 
-def _measure_one(
-    item: Planned,
-    servers: dict[str, Server],
-    cells: dict[tuple[Any, ...], Cell],
-    references: dict[tuple[str, tuple[tuple[str, int], ...]], tuple[str, bytes]],
-    scenario: Scenario,
-    gen: LoadGenerator,
-    ceiling: dict[str, Any],
-    progress: Progress,
-    log_dir: Path,
-    env: dict[str, str],
-    revisions: dict[str, Path],
-    arm_env: dict[str, dict[str, str]],
-) -> None:
+def _measure_one(item: Planned, ctx: _RunContext, gen: LoadGenerator, ceiling: dict[str, Any]) -> None:
+    scenario, progress = ctx.scenario, ctx.progress
     kind = VARIANTS[item.variant]["kind"]
-    cell = cells.get(item.cell_id) or Cell(
+    cell = ctx.cells.get(item.cell_id) or Cell(
         setup=item.setup, workload=item.workload, variant=item.variant, kind=kind, users=item.users,
         path=item.path, params=dict(item.params), revision=item.revision)
     progress.start(item.label)
     if cell.status == "error":
-        cells[item.cell_id] = cell
+        ctx.cells[item.cell_id] = cell
         progress.finish(item.label, f"skipped ({cell.error})")
         return
 
-    server = servers.get(item.revision)
+    key = (item.setup, item.revision)
+    server = ctx.servers.get(key)
+    restarted = False
     if server is not None and not server.proc.alive():
-        # A crashed server is restarted for the cells after it; the crash is
-        # flagged on the measurement that saw it.
+        # A crashed server is restarted for the measurements after it; the
+        # crash is flagged on the measurement that saw it.
         progress.note(f"{item.setup} died; restarting it")
         stop_server(server)
-        try:
-            server = start_server(server.config, revision=item.revision, root=revisions[item.revision],
-                                  env={**django_env(scenario, env, revisions[item.revision]),
-                                       **arm_env.get(item.revision, {})},
-                                  cpus=server.info.cpu_affinity, log_dir=log_dir)
-            servers[item.revision] = server
-        except ProcessError as exc:
-            servers.pop(item.revision, None)
-            server = None
-            progress.note(str(exc))
+        del ctx.servers[key]
+        server = ctx.start(server.config, item.revision)
+        restarted = True
     if server is None:
-        cells[item.cell_id] = replace(cell, status="error", error=f"setup {item.setup} is not running",
-                                      flags=(Flag(FLAG_ERROR, f"setup {item.setup} did not start; see logs/"),))
+        why = ctx.start_errors.get(key, "see logs/")
+        msg = f"setup {item.setup} is not running: {why}"
+        ctx.cells[item.cell_id] = replace(cell, status="error", error=msg, flags=(Flag(FLAG_ERROR, msg),))
         progress.finish(item.label, "error: server not running")
         return
 
-    if not cell.repeats:
-        problem = _check_body(item, server, references)
+    if not cell.repeats or restarted:
+        problem = _check_body(item, server, ctx.references)
         if problem:
-            cells[item.cell_id] = replace(cell, status="error", error=problem, flags=(Flag(FLAG_ERROR, problem),))
+            ctx.cells[item.cell_id] = replace(cell, status="error", error=problem, flags=(Flag(FLAG_ERROR, problem),))
             progress.finish(item.label, f"error: {problem}")
             return
 
     load = scenario.load
-    server.monitor.begin()
+    window: dict[str, Any] = {}
+    upstream_monitor = ctx.upstream_monitor
+
+    def on_start() -> None:
+        server.monitor.begin()
+        if upstream_monitor is not None:
+            upstream_monitor.begin()
+        ctx.cores.begin()
+        window["open"] = True
+
+    def on_end() -> None:
+        window["server"] = server.monitor.end()
+        window["upstream"] = upstream_monitor.end() if upstream_monitor is not None else None
+        window["cores"] = ctx.cores.end()
+
     try:
         m = gen.measure(host=server.base_url, path=item.path, users=item.users, warmup_s=load.warmup_s,
                         min_s=load.min_s, max_s=load.max_s, target_rse=load.target_rse,
-                        min_requests_per_user=load.min_requests_per_user)
+                        min_requests_per_user=load.min_requests_per_user,
+                        on_window_start=on_start, on_window_end=on_end)
     except ProcessError as exc:
-        server.monitor.end()
-        cells[item.cell_id] = replace(cell, status="error", error=str(exc), flags=(Flag(FLAG_ERROR, str(exc)),))
+        if window.get("open") and "server" not in window:
+            server.monitor.end()
+        ctx.cells[item.cell_id] = replace(cell, status="error", error=str(exc), flags=(Flag(FLAG_ERROR, str(exc)),))
         progress.finish(item.label, f"error: {exc}")
         return
-    usage = server.monitor.end()
-    flags = repeat_flags(m, usage, item.users, scenario, ceiling.get("rps"))
-    rep = make_repeat(item.repeat, m, usage, flags)
-    repeats = cell.repeats + (rep,)
-    cells[item.cell_id] = replace(cell, repeats=repeats, flags=tuple(cell_flags(repeats, scenario)))
+    probe = WindowProbe(
+        server=window["server"],
+        upstream_cpu_percent=window["upstream"].cpu_percent if window.get("upstream") else None,
+        generator_cores_busy_percent=window.get("cores"),
+    )
+    flags = repeat_flags(m, probe, item.users, scenario, ceiling.get("rps") if ceiling.get("valid", True) else None)
+    rep = make_repeat(item.repeat, m, probe, flags)
     drained = drain(server, load.drain_timeout_s)
+    rep = replace(rep, drain_s=round(drained, 3))
+    repeats = cell.repeats + (rep,)
+    ctx.cells[item.cell_id] = replace(cell, repeats=repeats, flags=tuple(cell_flags(repeats, scenario)))
     fl = f"  [{', '.join(sorted({f.code for f in flags}))}]" if flags else ""
+    slow_drain = f" (drained {drained:.1f} s)" if drained > 1 else ""
     progress.finish(item.label, f"{rep.throughput_rps:,.1f} req/s, p50 {rep.latency.p50_ms:.2f} ms, "
-                                f"p99 {rep.latency.p99_ms:.2f} ms{fl}" + (f" (drained {drained:.1f} s)" if drained > 1 else ""))
+                                f"p99 {rep.latency.p99_ms:.2f} ms{fl}{slow_drain}")
 
 
 def _check_body(item: Planned, server: Server,
-                references: dict[tuple[str, tuple[tuple[str, int], ...]], tuple[str, bytes]]) -> str | None:
-    """Request the endpoint once: it must answer 200, and the same body as its twins."""
+                references: dict[tuple[str, tuple[tuple[str, int], ...]], tuple[str, str, bytes]]) -> str | None:
+    """Request the endpoint once: it must answer 200 with a well-formed body,
+    and the same status, content type and bytes as its twins on every setup."""
     try:
         status, body, headers = http_get(LOOPBACK, server.port, item.path, timeout=30)
     except OSError as exc:
         return f"request to {item.path} failed: {exc}"
     if status != 200:
         return f"{item.path} answered HTTP {status}: {body[:200].decode('utf-8', 'replace')}"
+    ctype = headers.get("content-type", "")
+    if ctype.startswith("application/json"):
+        try:
+            json.loads(body)
+        except ValueError:
+            return f"{item.path} answered {ctype} that is not valid JSON: {body[:120]!r}"
     key = (item.workload, item.params)
     ref = references.get(key)
     if ref is None:
-        references[key] = (f"{item.setup} {item.variant}", body)
+        references[key] = (f"{item.setup} {item.variant}", ctype, body)
         return None
-    if ref[1] != body:
-        at = next((i for i, (a, b) in enumerate(zip(ref[1], body)) if a != b), min(len(ref[1]), len(body)))
-        return (f"body of {item.path} on {item.setup} differs from its twin ({ref[0]}) at byte {at} "
-                f"({len(body)} vs {len(ref[1])} bytes)")
+    where, ref_ctype, ref_body = ref
+    if ref_ctype != ctype:
+        return f"{item.path} on {item.setup} answered content type {ctype!r}, its twin ({where}) {ref_ctype!r}"
+    if ref_body != body:
+        at = next((i for i, (a, b) in enumerate(zip(ref_body, body)) if a != b), min(len(ref_body), len(body)))
+        return (f"body of {item.path} on {item.setup} differs from its twin ({where}) at byte {at} "
+                f"({len(body)} vs {len(ref_body)} bytes)")
     return None

@@ -50,7 +50,16 @@ def test_run_writes_complete_versioned_results(tmp_path):
             assert r.requests > 0 and r.throughput_rps > 0
             assert 0 < r.latency.p50_ms <= r.latency.p99_ms <= r.latency.max_ms
             assert r.server_cpu_s > 0 and r.server_rss_peak_mb > 0
+            # server CPU is counted over the measured window only, not the
+            # warm-up: it cannot exceed the window times the CPUs it may use
+            cpus = len(run.setups["uvicorn"].cpu_affinity) or (os.cpu_count() or 1)
+            assert r.server_cpu_s <= r.duration_s * cpus * 1.05
             assert r.generator_cpu_percent > 0
+            assert r.stop_reason in ("stable", "max_s")
+            assert r.drain_s is not None and r.drain_s >= 0
+            if run.setups["uvicorn"].cpu_affinity:
+                assert r.generator_cores_busy_percent is not None
+                assert r.upstream_cpu_percent is not None
             assert r.series
     env = run.environment
     for key in ("cpu_model", "cpu_count", "python", "packages", "database", "git_commit"):
