@@ -111,7 +111,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             scenario,
             reports_dir=Path(args.reports_dir),
             command=_reproduce_command(),
-            server_env=_env_pairs(args.server_env),
+            server_env=_env_pairs(args.server_env), port_base=args.port_base,
         )
     except RunInterrupted as exc:
         print(f"\ninterrupted: finished measurements kept in {exc.run_dir}/results.json", file=sys.stderr)
@@ -218,7 +218,7 @@ def cmd_baseline_run(args: argparse.Namespace) -> int:
     scenario = load_scenario(args)
     try:
         run_dir = run_scenario(scenario, reports_dir=Path(args.reports_dir), command=_reproduce_command(),
-                               server_env=_env_pairs(args.server_env))
+                               server_env=_env_pairs(args.server_env), port_base=args.port_base)
     except RunInterrupted as exc:
         print(f"interrupted: no baseline written ({exc.run_dir} kept)", file=sys.stderr)
         return 130
@@ -256,7 +256,7 @@ def cmd_gate(args: argparse.Namespace) -> int:
         scenario = load_scenario(args)
         try:
             run_dir = run_scenario(scenario, reports_dir=Path(args.reports_dir), command=_reproduce_command(),
-                                   server_env=_env_pairs(args.server_env))
+                                   server_env=_env_pairs(args.server_env), port_base=args.port_base)
         except RunInterrupted as exc:
             print(f"interrupted ({exc.run_dir} kept)", file=sys.stderr)
             return 130
@@ -312,7 +312,7 @@ def _gate_ab(args: argparse.Namespace) -> int:
         scenario = load_scenario(args)
         try:
             run_dir = run_scenario(scenario, reports_dir=Path(args.reports_dir), command=_reproduce_command(),
-                                   server_env=_env_pairs(args.server_env),
+                                   server_env=_env_pairs(args.server_env), port_base=args.port_base,
                                    revisions={"base": worktree, "head": ROOT})
         except RunInterrupted as exc:
             print(f"interrupted ({exc.run_dir} kept)", file=sys.stderr)
@@ -350,6 +350,9 @@ def _add_scenario_options(p: argparse.ArgumentParser, default: str) -> None:
     p.add_argument("--server-env", action="append", metavar="KEY=VALUE",
                    help="extra environment for the servers, e.g. BENCH_INJECT_CPU_US=500 (repeatable)")
     p.add_argument("--reports-dir", default=str(REPORTS), help="where run folders go (default: reports/)")
+    p.add_argument("--port-base", type=int,
+                   help="serve setups on consecutive ports from this one (default: free ports from the OS); "
+                   "a port already in use is an error naming it")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -434,7 +437,7 @@ def main(argv: list[str] | None = None) -> int:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, _term)
-    from asyncbench.processes import ProcessError
+    from asyncbench.processes import PortInUseError, ProcessError
     from asyncbench.results import ResultsError
     from asyncbench.scenario import ScenarioError
 
@@ -444,6 +447,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: bad scenario: {exc}", file=sys.stderr)
         return 2
     except ResultsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except PortInUseError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except ProcessError as exc:

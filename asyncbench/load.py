@@ -38,6 +38,7 @@ class Measurement:
     generator_cpu_percent: float  # busiest driver process, percent of one core
     generator_cpu_peak_percent: float
     stop_reason: str
+    driver_cpu_percents: tuple[float, ...] = ()  # each driver's own CPU, percent of one core
 
 
 class LoadGenerator:
@@ -252,4 +253,5 @@ def _merge(results: list[dict[str, Any]]) -> Measurement:
         generator_cpu_percent=max(r["generator_cpu_percent"] for r in results),
         generator_cpu_peak_percent=max(r["generator_cpu_peak_percent"] for r in results),
         stop_reason=",".join(sorted({r["stop_reason"] for r in results})),
+        driver_cpu_percents=tuple(r["generator_cpu_percent"] for r in results),
     )

@@ -37,7 +37,9 @@ from asyncbench.monitor import CoreMonitor, TreeMonitor, WindowUsage
 from asyncbench.processes import (
     LOOPBACK,
     ManagedProcess,
+    PortInUseError,
     ProcessError,
+    check_port_free,
     cpu_pinning_prefix,
     free_port,
     http_get,
@@ -170,7 +172,10 @@ class Server:
 
 def setup_info(config: SetupConfig, argv: list[str], env: dict[str, str], cpus: tuple[int, ...], workers: int) -> SetupInfo:
     spec = config.spec
-    shown_env = {k: v for k, v in env.items() if k.startswith("BENCH_") and k != "BENCH_DATABASE_URL"}
+    # what configures the site; not the upstream's URL (a fresh port every
+    # run) nor the database URL (it may hold a password)
+    shown_env = {k: v for k, v in env.items()
+                 if k.startswith("BENCH_") and k not in ("BENCH_DATABASE_URL", "BENCH_UPSTREAM_URL")}
     notes = spec.notes + ("; plus one sync-only middleware (BENCH_SYNC_MIDDLEWARE=1)" if config.sync_middleware else "")
     return SetupInfo(
         name=config.name,
@@ -196,12 +201,18 @@ def start_server(
     env: dict[str, str],
     cpus: tuple[int, ...],
     log_dir: Path,
+    port: int | None = None,
 ) -> Server:
+    """Start a setup's server. An explicit port that is taken is an error
+    naming it; by default the OS picks a free one."""
     spec = config.spec
     workers = config.workers or max(1, len(cpus) or 1)
     if spec.max_workers is not None:
         workers = min(workers, spec.max_workers)
-    port = free_port()
+    if port is None:
+        port = free_port()
+    else:
+        check_port_free(port)
     argv = spec.argv(LOOPBACK, port, workers, config.threads)
     env = dict(env)
     if config.sync_middleware:
@@ -315,6 +326,7 @@ class WindowProbe:
     server: WindowUsage
     upstream_cpu_percent: float | None
     generator_cores_busy_percent: float | None
+    generator_cpus: tuple[int, ...] = ()
 
 
 def repeat_flags(m: Measurement, probe: WindowProbe, users: int, scenario: Scenario,
@@ -324,13 +336,21 @@ def repeat_flags(m: Measurement, probe: WindowProbe, users: int, scenario: Scena
     flags = []
     rps = m.throughput_rps
     busy = probe.generator_cores_busy_percent
+    ours = sum(m.driver_cpu_percents) if m.driver_cpu_percents else m.generator_cpu_percent
+    ours = None if probe.upstream_cpu_percent is None else ours + probe.upstream_cpu_percent
     if m.generator_cpu_percent >= load.generator_cpu_limit:
         flags.append(Flag(FLAG_GENERATOR_BOUND,
                           f"locust used {m.generator_cpu_percent:.0f}% of a core (limit {load.generator_cpu_limit:.0f}%)"))
-    elif busy is not None and busy >= load.generator_cpu_limit:
+    elif ours is not None and ours >= load.generator_cpu_limit * max(1, len(probe.generator_cpus)):
+        # locust and the upstream share the generator's CPUs: together they
+        # can saturate them while locust alone looks fine. (CPU taken by some
+        # other process is recorded in generator_cores_busy_percent but is
+        # not our generator's limit, so it does not flag the cell.)
         flags.append(Flag(FLAG_GENERATOR_BOUND,
-                          f"the generator's CPUs were {busy:.0f}% busy (locust {m.generator_cpu_percent:.0f}%, "
-                          f"upstream {probe.upstream_cpu_percent or 0:.0f}% of a core; limit {load.generator_cpu_limit:.0f}%)"))
+                          f"locust ({m.generator_cpu_percent:.0f}%) and the upstream "
+                          f"({probe.upstream_cpu_percent or 0:.0f}%) used {ours:.0f}% of the generator's "
+                          f"{len(probe.generator_cpus) or 1} CPU(s) (limit {load.generator_cpu_limit:.0f}% each; "
+                          f"the CPUs were {busy or 0:.0f}% busy in all)"))
     elif ceiling_rps and rps >= load.ceiling_fraction * ceiling_rps:
         flags.append(Flag(FLAG_GENERATOR_BOUND,
                           f"{rps:,.0f} req/s is {rps / ceiling_rps:.0%} of the generator's measured ceiling "
@@ -466,6 +486,7 @@ def run_scenario(
     arm_env: dict[str, dict[str, str]] | None = None,
     progress: Progress | None = None,
     skip_prepare: bool = False,
+    port_base: int | None = None,
 ) -> Path:
     """Run a scenario and return its run folder (results.json, logs/).
 
@@ -478,6 +499,10 @@ def run_scenario(
     """
     arm_env = arm_env or {}
     revisions = revisions or {"": ROOT}
+    if port_base is not None:
+        # a taken port is an error before anything starts, naming the port
+        for i in range(len(scenario.setups) * len(revisions)):
+            check_port_free(port_base + i)
     run_id = run_id or new_run_id(scenario)
     run_dir = reports_dir / run_id
     log_dir = run_dir / "logs"
@@ -527,7 +552,7 @@ def run_scenario(
 
     ctx = _RunContext(scenario=scenario, env=env, revisions=revisions, arm_env=arm_env, log_dir=log_dir,
                       server_cpus=server_cpus, progress=progress, upstream_monitor=None,
-                      cores=CoreMonitor(gen_cpus))
+                      cores=CoreMonitor(gen_cpus), port_base=port_base)
 
     def save() -> None:
         nonlocal run
@@ -599,6 +624,7 @@ class _RunContext:
     progress: Progress
     upstream_monitor: TreeMonitor | None
     cores: CoreMonitor
+    port_base: int | None = None
     servers: dict[tuple[str, str], Server] = field(default_factory=dict)
     start_errors: dict[tuple[str, str], str] = field(default_factory=dict)
     cells: dict[tuple[Any, ...], Cell] = field(default_factory=dict)
@@ -607,10 +633,17 @@ class _RunContext:
 
     def start(self, config: SetupConfig, rev: str) -> Server | None:
         root = self.revisions[rev]
+        port = None
+        if self.port_base is not None:
+            # consecutive ports from --port-base, one per setup and revision, stable across restarts
+            slots = [(c.name, r) for c in self.scenario.setups for r in self.revisions]
+            port = self.port_base + slots.index((config.name, rev))
         try:
             srv = start_server(config, revision=rev, root=root,
                                env={**django_env(self.scenario, self.env, root), **self.arm_env.get(rev, {})},
-                               cpus=self.server_cpus, log_dir=self.log_dir)
+                               cpus=self.server_cpus, log_dir=self.log_dir, port=port)
+        except PortInUseError:
+            raise
         except ProcessError as exc:
             self.start_errors[(config.name, rev)] = str(exc).splitlines()[0]
             self.progress.note(f"setup {config.name} failed to start: {exc}")
@@ -691,6 +724,7 @@ def _measure_one(item: Planned, ctx: _RunContext, gen: LoadGenerator, ceiling: d
         server=window["server"],
         upstream_cpu_percent=window["upstream"].cpu_percent if window.get("upstream") else None,
         generator_cores_busy_percent=window.get("cores"),
+        generator_cpus=ctx.cores.cpus,
     )
     flags = repeat_flags(m, probe, item.users, scenario, ceiling.get("rps") if ceiling.get("valid", True) else None)
     rep = make_repeat(item.repeat, m, probe, flags)

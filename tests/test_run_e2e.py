@@ -130,3 +130,17 @@ def test_interrupted_run_keeps_finished_measurements(tmp_path):
     for info in run.setups.values():
         port = int(info.command[info.command.index("--port") + 1])
         check_port_free(port)
+
+
+def test_explicit_port_in_use_is_an_error_naming_it(tmp_path):
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        done = run_cli("run", str(scenario_file(tmp_path)), "--reports-dir", str(tmp_path / "r"),
+                       "--port-base", str(port), "--no-report", timeout=60)
+    assert done.returncode == 2
+    assert f"port {port}" in done.stderr and "in use" in done.stderr
+    assert not (tmp_path / "r").exists()  # rejected before anything started
