@@ -70,6 +70,7 @@ def load_scenario(args: argparse.Namespace) -> Any:
         load["repeats"] = args.repeats
     if getattr(args, "duration", None):
         load["min_s"] = load["max_s"] = args.duration
+        load.pop("slow_max_s", None)
     if getattr(args, "warmup", None) is not None:
         load["warmup_s"] = args.warmup
     if getattr(args, "processes", None):

@@ -136,6 +136,7 @@ class LoadGenerator:
         min_s: float,
         max_s: float,
         target_rse: float,
+        slow_max_s: float | None = None,
         min_requests_per_user: int,
         on_window_start: Callable[[], None] | None = None,
         on_window_end: Callable[[], None] | None = None,
@@ -154,6 +155,7 @@ class LoadGenerator:
                 "warmup_s": warmup_s,
                 "min_s": min_s,
                 "max_s": max_s,
+                "slow_max_s": slow_max_s if slow_max_s is not None else max_s,
                 "target_rse": target_rse,
                 "min_requests_per_user": min_requests_per_user,
             }
@@ -161,7 +163,7 @@ class LoadGenerator:
             d.proc.stdin.write((json.dumps(cmd) + "\n").encode())
             d.proc.stdin.flush()
         try:
-            results = self._collect(active, warmup_s + max_s + 60, on_window_start, on_window_end)
+            results = self._collect(active, warmup_s + max(max_s, slow_max_s or 0) + 60, on_window_start, on_window_end)
         except ProcessError:
             # A driver that timed out may still answer later and desynchronise
             # the protocol: start a fresh pool for the cells after this one.

@@ -711,7 +711,8 @@ def _measure_one(item: Planned, ctx: _RunContext, gen: LoadGenerator, ceiling: d
 
     try:
         m = gen.measure(host=server.base_url, path=item.path, users=item.users, warmup_s=load.warmup_s,
-                        min_s=load.min_s, max_s=load.max_s, target_rse=load.target_rse,
+                        min_s=load.min_s, max_s=load.max_s, slow_max_s=load.slow_max_s,
+                        target_rse=load.target_rse,
                         min_requests_per_user=load.min_requests_per_user,
                         on_window_start=on_start, on_window_end=on_end)
     except ProcessError as exc:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import itertools
 import os
 import tomllib
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,7 @@ class LoadConfig:
     warmup_s: float = 1.0
     min_s: float = 2.0
     max_s: float = 6.0
+    slow_max_s: float = 0.0  # 0 = same as max_s
     target_rse: float = 0.02
     min_requests_per_user: int = 5
     processes: int = 1
@@ -131,6 +132,7 @@ _LOAD_KEYS = {
     "warmup_s": float,
     "min_s": float,
     "max_s": float,
+    "slow_max_s": float,
     "target_rse": float,
     "min_requests_per_user": int,
     "processes": int,
@@ -219,6 +221,10 @@ def parse(data: dict[str, Any], *, source: str = "<scenario>") -> Scenario:
     _positive("load.warmup_s", load.warmup_s, allow_zero=True)
     if load.max_s < load.min_s:
         raise ScenarioError(f"load.max_s ({load.max_s}) must be >= load.min_s ({load.min_s})")
+    if load.slow_max_s and load.slow_max_s < load.max_s:
+        raise ScenarioError(f"load.slow_max_s ({load.slow_max_s}) must be 0 (off) or >= load.max_s ({load.max_s})")
+    if not load.slow_max_s:
+        load = replace(load, slow_max_s=load.max_s)
 
     setups = []
     if not data["setups"]:
