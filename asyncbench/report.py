@@ -33,12 +33,14 @@ from asyncbench.verdict import (
     OUTCOME_COSTS,
     OUTCOME_PAYS_OFF,
     Comparison,
+    Side,
     Verdict,
     axis_cells,
     fanout_model_inputs,
     flag_codes,
     flag_reasons,
     is_flagged,
+    is_lower_bound,
     median_p,
     median_rps,
     model_line,
@@ -263,28 +265,40 @@ def _reasons_by_code(c: Cell) -> list[str]:
     return out
 
 
+def _side_text(side: Side | None) -> str:
+    """Best cell of one side; a generator-bound one is a lower bound (≥)."""
+    if side is None:
+        return MISSING
+    text = f"{side.label} · {'≥ ' if is_lower_bound(side.cell) else ''}{fmt_rps(side.median_rps)}"
+    codes = [f for f in flag_codes(side.cell) if f in ("generator-bound", "unstable")]
+    return text + (f" ({', '.join(codes)})" if codes else "")
+
+
 def _level_table(levels: Sequence[Comparison], axis_name: str) -> str:
     rows: list[list[TableCell]] = []
     classes: list[str | None] = []
     for c in levels:
         ci = f"{fmt(c.ci[0])}–{fmt_ratio(c.ci[1])}" if c.ci else MISSING
         outcome = {"wins": "async ahead", "loses": "async behind"}.get(c.outcome, c.outcome)
+        if c.at_least:
+            outcome += " (at least: the faster side is generator-bound)"
         if c.reason:
             outcome += f" ({c.reason})"
         rows.append([
             (fmt_level(c.level), c.level),
-            f"{c.num.label} · {fmt_rps(c.num.median_rps)}" if c.num else MISSING,
-            f"{c.den.label} · {fmt_rps(c.den.median_rps)}" if c.den else MISSING,
+            _side_text(c.num),
+            _side_text(c.den),
             (fmt_ratio(c.ratio), c.ratio),
             (ci, c.ci[0] if c.ci else None),
             (fmt_ratio(c.p99_ratio), c.p99_ratio),
             outcome,
             "; ".join(f"{x.setup} / {x.variant}: {', '.join(flag_codes(x))}" for x, _r in c.excluded) or "",
         ])
-        classes.append("flagged" if c.excluded else None)
+        used_flagged = any(s is not None and is_flagged(s.cell) for s in (c.num, c.den))
+        classes.append("flagged" if c.excluded or used_flagged else None)
     return table_html(
         [axis_name, "best async", "best sync", "throughput ratio", "95% CI", "p99 ratio", "outcome",
-         "flagged, left out"],
+         "excluded"],
         rows, sortable=False, row_classes=classes,
     )
 
@@ -296,7 +310,10 @@ def _verdict_section(vs: Sequence[Verdict]) -> str:
         "setup × variant, each by median throughput over its repeats. The ratio's "
         f"{fmt_level(CONFIDENCE * 100)}% interval is a percentile bootstrap over the repeats; a level counts as "
         "a win or a loss only when the whole interval lies above or below 1 and both sides have at least "
-        f"{MIN_REPEATS} repeats. Flagged cells never enter a claim. The crossover is the lowest level from "
+        f"{MIN_REPEATS} repeats. Cells flagged failures, server-crash, few-requests or error never enter a "
+        "claim; unstable cells do (their spread is in the interval); a generator-bound cell is a lower bound, "
+        "so it supports a claim only as the faster side (\"at least\") and its p99 is not compared. "
+        "The crossover is the lowest level from "
         "which async wins at every higher level.</p>",
     ]
     for v in vs:
@@ -305,7 +322,7 @@ def _verdict_section(vs: Sequence[Verdict]) -> str:
         parts.append(f"<h3>{esc(workload_title(v.workload))} <span class=\"muted\">({esc(v.outcome)})</span></h3>")
         parts.append(f'<p class="sentence">{esc(v.claim)}</p>')
         if v.flagged:
-            parts.append(f'<p class="note"><strong>Flagged, not used:</strong> {esc("; ".join(v.flagged))}</p>')
+            parts.append(f'<p class="note"><strong>Excluded from claims:</strong> {esc("; ".join(v.flagged))}</p>')
         if v.notes:
             parts.append("<ul>" + "".join(f"<li>{esc(n)}</li>" for n in v.notes) + "</ul>")
         parts.append(_figure(charts.verdict_chart(v)))

@@ -1,16 +1,26 @@
 """Per-workload verdicts: where async pays off, where it costs, and by how much.
 
 Method (also in the README):
-  1. Cells are grouped per workload and load level (users). Flagged cells (any
-     flag, or status "error") are excluded from every claim and named instead.
+  1. Cells are grouped per workload and load level (users). Cells flagged
+     failures, server-crash, few-requests or error (or any unknown flag) are
+     excluded from every claim and named instead. An "unstable" cell (wide
+     spread across repeats) is used: its spread is already in the bootstrap
+     interval; the verdict's notes name it.
   2. On each side (async views vs sync views) the best setup x variant is the
-     clean cell with the highest median throughput across its repeats.
+     usable cell with the highest median throughput across its repeats.
   3. The ratio async/sync is the ratio of those medians, with a 95% percentile
      bootstrap interval over the repeats (stats.bootstrap_ratio_ci, seeded).
   4. A level is an async win (loss) only when the whole interval lies above
      (below) 1 and both sides have at least MIN_REPEATS repeats; otherwise
      it is "no difference detected" or "insufficient data", never a guess.
-  5. The crossover is the lowest level from which async wins at every higher
+  5. A "generator-bound" cell measured the load generator's limit, so its
+     throughput is a lower bound of the server's: a side holding one is known
+     only from below. It supports a claim only where it is the faster side
+     (then the claim says "at least" and only the interval's end towards 1
+     holds); a win or loss against it, or "no difference", is not claimed.
+     Its p99 is not compared. An excluded cell that outran the best usable
+     cell on the side a claim is against withholds the claim.
+  6. The crossover is the lowest level from which async wins at every higher
      decided level; the same rule is applied along the upstream delay when the
      cells vary it (fan-out).
 
@@ -28,7 +38,7 @@ from typing import Any
 
 from asyncbench import stats
 from asyncbench.format import fmt, fmt_level, fmt_pct, fmt_ratio
-from asyncbench.results import Cell, Run
+from asyncbench.results import FLAG_GENERATOR_BOUND, FLAG_UNSTABLE, Cell, Run
 
 try:  # registry is pure data, but keep the report usable on a results file alone
     from bench_site import registry as _registry
@@ -107,7 +117,29 @@ def workload_order(names: Iterable[str]) -> list[str]:
 
 
 def is_flagged(cell: Cell) -> bool:
+    """Any flag at all: how charts and tables mark a cell."""
     return cell.status != "ok" or bool(cell.flag_codes)
+
+
+# Flags that leave a cell usable for claims, each with its own caveat. Every
+# other flag (failures, server-crash, few-requests, error, any unknown code)
+# excludes the cell: its number is not a measurement of the server.
+USABLE_FLAGS = frozenset({FLAG_UNSTABLE, FLAG_GENERATOR_BOUND})
+
+
+def is_excluded(cell: Cell) -> bool:
+    """Left out of every claim (and named)."""
+    return cell.status != "ok" or bool(cell.flag_codes - USABLE_FLAGS)
+
+
+def is_lower_bound(cell: Cell) -> bool:
+    """Usable, but the generator was the limit: the throughput is a lower bound."""
+    return not is_excluded(cell) and FLAG_GENERATOR_BOUND in cell.flag_codes
+
+
+def is_wide(cell: Cell) -> bool:
+    """Usable, with a wide spread across repeats (already in the interval)."""
+    return not is_excluded(cell) and FLAG_UNSTABLE in cell.flag_codes
 
 
 def flag_reasons(cell: Cell) -> list[str]:
@@ -217,10 +249,28 @@ class Comparison:
     reason: str = ""
     # Flagged cells at this level that were left out, with their reasons.
     excluded: tuple[tuple[Cell, tuple[str, ...]], ...] = ()
+    # Usable generator-bound cells on each side: that side's best throughput
+    # is then known only from below.
+    num_lower: tuple[Cell, ...] = ()
+    den_lower: tuple[Cell, ...] = ()
+    # The p99 ratio was not computed because a compared cell is generator-bound.
+    p99_omitted: bool = False
 
     @property
     def decided(self) -> bool:
         return self.outcome in (WINS, LOSES, NO_DIFF)
+
+    @property
+    def at_least(self) -> bool:
+        """The claim rests on a lower bound: the true gap is at least this."""
+        return (self.outcome == WINS and bool(self.num_lower)) or (self.outcome == LOSES and bool(self.den_lower))
+
+    @property
+    def lower_cells(self) -> tuple[Cell, ...]:
+        """The generator-bound cells behind an "at least" claim."""
+        if not self.at_least:
+            return ()
+        return self.num_lower if self.outcome == WINS else self.den_lower
 
 
 def _best(cells: Iterable[Cell]) -> Side | None:
@@ -235,6 +285,10 @@ def _best(cells: Iterable[Cell]) -> Side | None:
     return best
 
 
+def _names(cells: Iterable[Cell]) -> str:
+    return ", ".join(sorted({f"{c.setup} / {c.variant}" for c in cells}))
+
+
 def compare(
     num_cells: Sequence[Cell],
     den_cells: Sequence[Cell],
@@ -244,57 +298,77 @@ def compare(
     num_name: str = "async",
     den_name: str = "sync",
 ) -> Comparison:
-    """Compare the best clean numerator cell with the best clean denominator cell.
+    """Compare the best usable numerator cell with the best usable denominator cell.
 
-    All cells passed are at the same level; flagged ones are set aside and
-    reported in `excluded`.
+    All cells passed are at the same level; excluded ones (see `is_excluded`)
+    are set aside and reported in `excluded`. Generator-bound cells take part
+    as lower bounds: see the module docstring, point 5.
     """
-    excluded = tuple((c, tuple(flag_reasons(c))) for c in (*num_cells, *den_cells) if is_flagged(c))
-    num = _best(c for c in num_cells if not is_flagged(c))
-    den = _best(c for c in den_cells if not is_flagged(c))
-    base = Comparison(axis=axis, level=level, num=num, den=den, excluded=excluded)
+    excluded = tuple((c, tuple(flag_reasons(c))) for c in (*num_cells, *den_cells) if is_excluded(c))
+    num_use = [c for c in num_cells if not is_excluded(c)]
+    den_use = [c for c in den_cells if not is_excluded(c)]
+    num = _best(num_use)
+    den = _best(den_use)
+    num_lower = tuple(c for c in num_use if is_lower_bound(c))
+    den_lower = tuple(c for c in den_use if is_lower_bound(c))
+    base = Comparison(
+        axis=axis, level=level, num=num, den=den, excluded=excluded, num_lower=num_lower, den_lower=den_lower
+    )
     missing = [name for name, side, cells in ((num_name, num, num_cells), (den_name, den, den_cells)) if side is None]
     if missing:
         what = " and ".join(missing)
         had = any(num_cells) if num is None else any(den_cells)
-        reason = f"no clean {what} cell" + (" (all flagged)" if had and excluded else "")
+        reason = f"no usable {what} cell" + (" (all excluded)" if had and excluded else "")
         return _replace(base, reason=reason)
     assert num is not None and den is not None
     r = stats.bootstrap_ratio_ci(num.cell.throughputs, den.cell.throughputs, confidence=CONFIDENCE)
-    p = stats.bootstrap_ratio_ci(num.cell.p99s, den.cell.p99s, confidence=CONFIDENCE)
+    # A generator-bound cell's latency includes the generator's own queueing:
+    # its p99 says little about the server, so no p99 ratio is computed.
+    p99_omitted = is_lower_bound(num.cell) or is_lower_bound(den.cell)
+    p = None if p99_omitted else stats.bootstrap_ratio_ci(num.cell.p99s, den.cell.p99s, confidence=CONFIDENCE)
     ratio = r[0] if r else None
     ci = (r[1], r[2]) if r else None
     p99_ratio = p[0] if p else None
     p99_ci = (p[1], p[2]) if p else None
+    base = _replace(base, p99_ratio=p99_ratio, p99_ci=p99_ci, p99_omitted=p99_omitted)
     n = min(len(num.cell.repeats), len(den.cell.repeats))
     if r is None:
-        return _replace(base, reason="zero sync throughput", p99_ratio=p99_ratio, p99_ci=p99_ci)
+        return _replace(base, reason="zero sync throughput")
     if n < MIN_REPEATS:
         reason = "single repeat" if n == 1 else f"only {n} repeats (need {MIN_REPEATS})"
-        return _replace(base, ratio=ratio, p99_ratio=p99_ratio, reason=reason)
+        return _replace(base, ratio=ratio, reason=reason)
     assert ci is not None
+    measured = _replace(base, ratio=ratio, ci=ci)
     if ci[0] > 1.0:
         outcome = WINS
     elif ci[1] < 1.0:
         outcome = LOSES
     else:
         outcome = NO_DIFF
-    # A flagged cell is left out, but if it outran the chosen best on the side
-    # the claim is against (a generator-bound sync cell is faster than it
-    # reads), the claim could be an artefact of leaving it out: withhold it.
+    # Lower bounds: a side with a generator-bound cell may really be faster
+    # than measured. That can only widen a gap in its favour, so a claim in
+    # its favour stands ("at least"); any other claim does not.
+    if outcome == WINS and den_lower:
+        return _replace(measured, reason=f"generator-bound {den_name} cell ({_names(den_lower)}) is only a lower "
+                                         f"bound, so {num_name} cannot be shown to win")
+    if outcome == LOSES and num_lower:
+        return _replace(measured, reason=f"generator-bound {num_name} cell ({_names(num_lower)}) is only a lower "
+                                         f"bound, so {num_name} cannot be shown to lose")
+    if outcome == NO_DIFF and (num_lower or den_lower):
+        return _replace(measured, reason=f"generator-bound cell ({_names((*num_lower, *den_lower))}) is only a "
+                                         "lower bound and the interval includes 1")
+    # An excluded cell that outran the chosen best on the side the claim is
+    # against could overturn the claim if it were measured cleanly: withhold it.
     against = den_cells if outcome == WINS else num_cells if outcome == LOSES else ()
     chosen = den if outcome == WINS else num
-    rival = _best(c for c in against if is_flagged(c))
+    rival = _best(c for c in against if is_excluded(c))
     if rival is not None and chosen is not None and rival.median_rps > chosen.median_rps:
+        side = den_name if outcome == WINS else num_name
         return _replace(
-            base,
-            ratio=ratio,
-            ci=ci,
-            p99_ratio=p99_ratio,
-            p99_ci=p99_ci,
-            reason=f"flagged {rival.label} outran the best clean {den_name if outcome == WINS else num_name} cell",
+            measured,
+            reason=f"excluded {rival.label} ({', '.join(flag_codes(rival.cell))}) outran the best usable {side} cell",
         )
-    return _replace(base, ratio=ratio, ci=ci, p99_ratio=p99_ratio, p99_ci=p99_ci, outcome=outcome)
+    return _replace(measured, outcome=outcome)
 
 
 def _replace(c: Comparison, **kw: Any) -> Comparison:
@@ -384,7 +458,35 @@ def _ci_cost(ci: tuple[float, float]) -> str:
 
 
 def _p99_part(c: Comparison) -> str:
+    if c.p99_omitted and not c.at_least:  # an "at least" claim already says so
+        return ", p99 not compared (generator-bound cell)"
     return f", p99 {fmt_ratio(c.p99_ratio)}" if c.p99_ratio is not None else ""
+
+
+def _lower_part(c: Comparison) -> str:
+    """Inside the claim's parentheses: why it says "at least"."""
+    if not c.at_least:
+        return ""
+    cells = c.lower_cells
+    who = _names(cells)
+    its = "its throughput is" if len({(x.setup, x.variant) for x in cells}) == 1 else "their throughput is"
+    text = f"; {who} generator-bound, so {its} a lower bound"
+    return text + ("; p99 not compared" if c.p99_omitted else "")
+
+
+def _ci_win(c: Comparison) -> str:
+    assert c.ci is not None
+    # Only the interval's lower end means something when the async side is a lower bound.
+    return f"95% CI ≥ {fmt_ratio(c.ci[0])}" if c.at_least else _ci_ratio(c.ci)
+
+
+def _ci_loss(c: Comparison) -> str:
+    assert c.ci is not None
+    return f"95% CI ≥ {fmt_pct(1 - c.ci[1])}" if c.at_least else _ci_cost(c.ci)
+
+
+def _at_least(c: Comparison) -> str:
+    return "at least " if c.at_least else ""
 
 
 def fanout_model_inputs(run: Run, cell: Cell | None = None) -> tuple[int, float, bool]:
@@ -483,9 +585,8 @@ def workload_verdict(run: Run, workload: str) -> Verdict:
         )
         delay_x = crossover(delay_levels)
 
-    flagged_names = tuple(
-        f"{cell_name(c)} ({'; '.join(flag_codes(c))})" for c in sorted(cells, key=_cell_sort) if is_flagged(c)
-    )
+    ordered = sorted(cells, key=_cell_sort)
+    flagged_names = tuple(f"{cell_name(c)} ({'; '.join(flag_codes(c))})" for c in ordered if is_excluded(c))
     win_from = crossover(levels, WINS)
     loss_from = crossover(levels, LOSES)
     decided = [c for c in levels if c.decided]
@@ -508,8 +609,8 @@ def workload_verdict(run: Run, workload: str) -> Verdict:
         else:
             where, tail = f"from {_users(int(win_from))} up", f" {at_head}"
         sentence = (
-            f"{label}: async pays off {where}; {fmt_ratio(ratio)} the throughput of the best sync setup"
-            f"{tail} ({_ci_ratio(ci)}){_p99_part(head)}"
+            f"{label}: async pays off {where}; {_at_least(head)}{fmt_ratio(ratio)} the throughput of the best "
+            f"sync setup{tail} ({_ci_win(head)}{_lower_part(head)}){_p99_part(head)}"
         )
     elif loss_from is not None:
         head = decided[-1]
@@ -522,8 +623,8 @@ def workload_verdict(run: Run, workload: str) -> Verdict:
         elif loss_from != head.level:
             lead += f"from {_users(int(loss_from))} up; "
         sentence = (
-            f"{lead}{fmt_pct(1 - ratio)} throughput at {_users(int(head.level))} "
-            f"({_ci_cost(ci)}){_p99_part(head)}"
+            f"{lead}{_at_least(head)}{fmt_pct(1 - ratio)} throughput at {_users(int(head.level))} "
+            f"({_ci_loss(head)}{_lower_part(head)}){_p99_part(head)}"
         )
     elif decided:
         head = decided[-1]
@@ -563,9 +664,9 @@ def workload_verdict(run: Run, workload: str) -> Verdict:
         sentence += "; " + _delay_phrase(delay_levels, delay_x, delay_users)
     claim = sentence
     if flagged_names:
-        sentence += ". Flagged, not used: " + ", ".join(flagged_names)
+        sentence += ". Excluded from claims: " + ", ".join(flagged_names)
 
-    notes = tuple(variant_notes(run, workload, cells, levels))
+    notes = tuple(flag_notes(ordered) + variant_notes(run, workload, cells, levels))
     return Verdict(
         workload=workload,
         label=label,
@@ -585,6 +686,29 @@ def workload_verdict(run: Run, workload: str) -> Verdict:
         flagged=flagged_names,
         claim=claim,
     )
+
+
+def flag_notes(cells: Sequence[Cell]) -> list[str]:
+    """Name the flagged cells that were used, and what their flag means for the claim."""
+    notes: list[str] = []
+    wide = [c for c in cells if is_wide(c)]
+    if wide:
+        parts = []
+        for c in wide:
+            cv = stats.cv(c.throughputs)
+            parts.append(cell_name(c) + (f" (CV {cv:.0%})" if cv is not None else ""))
+        notes.append(
+            "Wide spread (unstable): " + ", ".join(parts) + ". Used in the claims: a cell's spread across "
+            "repeats is already in its bootstrap interval."
+        )
+    bound = [c for c in cells if is_lower_bound(c)]
+    if bound:
+        notes.append(
+            "Generator-bound: " + ", ".join(cell_name(c) for c in bound) + ". The load generator was the "
+            "limit, so the measured throughput is a lower bound of the server's: it supports a claim only as "
+            "the faster side (\"at least\"), and its p99 is not compared."
+        )
+    return notes
 
 
 def _delay_phrase(levels: Sequence[Comparison], x: float | None, users: int) -> str:
@@ -625,9 +749,12 @@ def _describe(c: Comparison, num_name: str, den_name: str) -> str:
     """"X reaches 1.80× the throughput of Y at 64 users (95% CI ...)"."""
     at = f"at {_users(int(c.level))}"
     if c.ci is not None:
+        # On a lower bound: num's share is at least (wins) / at most (loses) this.
+        bound = "" if not c.at_least else "at least " if c.outcome == WINS else "at most "
+        why = f"; {c.reason}" if c.reason else ""
         return (
-            f"{num_name} reaches {fmt_ratio(c.ratio)} the throughput of {den_name} {at} "
-            f"({_ci_ratio(c.ci)}; {_OUTCOME_WORDS[c.outcome]})"
+            f"{num_name} reaches {bound}{fmt_ratio(c.ratio)} the throughput of {den_name} {at} "
+            f"({_ci_ratio(c.ci)}; {_OUTCOME_WORDS[c.outcome]}{why})"
         )
     return (
         f"{num_name} reaches {fmt_ratio(c.ratio)} the throughput of {den_name} {at} "

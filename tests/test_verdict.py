@@ -103,16 +103,27 @@ def test_interval_straddling_one_is_no_difference() -> None:
     assert "no difference detected" in v.sentence
 
 
-def test_flagged_cells_are_excluded_and_named() -> None:
+def test_failures_cells_are_excluded_and_named() -> None:
     cells = _fanout(3.0)
-    # A flagged async cell 10x faster must not become the headline.
+    # A failing async cell 10x faster must not become the headline.
     cells.append(make_cell("gunicorn-uvicorn", "fanout", "async", 64, spread(1000.0),
-                           flags=[("generator-bound", "locust at 97% of a core")]))
+                           flags=[("failures", "12 of 5000 requests failed")]))
     v = workload_verdict(make_run(cells), "fanout")
     assert v.ratio == pytest.approx(3.0)
     assert v.levels[-1].num is not None and v.levels[-1].num.cell.setup == "uvicorn"
-    assert "Flagged, not used: gunicorn-uvicorn / async at 64 users (generator-bound)" in v.sentence
+    assert "Excluded from claims: gunicorn-uvicorn / async at 64 users (failures)" in v.sentence
     assert v.flagged and "gunicorn-uvicorn" in v.flagged[0]
+    assert "Excluded from claims" not in v.claim
+
+
+@pytest.mark.parametrize("code", ["server-crash", "few-requests", "some-future-flag"])
+def test_other_hard_flags_are_excluded(code: str) -> None:
+    cells = _fanout(3.0)
+    cells.append(make_cell("gunicorn-uvicorn", "fanout", "async", 64, spread(50.0), flags=[code]))
+    v = workload_verdict(make_run(cells), "fanout")
+    assert v.outcome == OUTCOME_PAYS_OFF
+    assert any("gunicorn-uvicorn" in f and code in f for f in v.flagged)
+    assert any(x.setup == "gunicorn-uvicorn" for x, _r in v.levels[-1].excluded)
 
 
 def test_error_cells_are_flagged_too() -> None:
@@ -123,27 +134,124 @@ def test_error_cells_are_flagged_too() -> None:
     assert any("daphne" in f and "error" in f for f in v.flagged)
 
 
-def test_flagged_rival_faster_than_best_clean_withholds_the_claim() -> None:
-    # The fastest sync cell is generator-bound (so really even faster): a win
-    # against the slower clean sync cell would be an artefact.
+def test_unstable_cell_is_used_and_noted() -> None:
+    # A wide spread is already in the bootstrap interval: the cell counts.
     cells = [
-        make_cell("uvicorn", "noio", "async", 32, spread(1500.0)),
-        make_cell("gunicorn-gthread", "noio", "sync", 32, spread(1000.0)),
-        make_cell("gunicorn-sync", "noio", "sync", 32, spread(2500.0), flags=["generator-bound"]),
+        make_cell("uvicorn", "noio", "async", 32, [1000.0, 1200.0, 1400.0], flags=["unstable"]),
+        make_cell("gunicorn-sync", "noio", "sync", 32, spread(400.0)),
     ]
     v = workload_verdict(make_run(cells), "noio")
-    assert v.outcome == OUTCOME_INSUFFICIENT
-    assert "outran the best clean sync cell" in v.sentence
+    assert v.outcome == OUTCOME_PAYS_OFF
+    assert v.ratio == pytest.approx(3.0)
+    assert v.levels[0].num is not None and v.levels[0].num.cell.setup == "uvicorn"
+    assert "at least" not in v.sentence and "p99" in v.sentence
+    assert not v.flagged and "Excluded" not in v.sentence
+    wide = next(n for n in v.notes if n.startswith("Wide spread"))
+    assert "uvicorn / async at 32 users (CV 17%)" in wide
 
 
-def test_all_flagged_side_is_insufficient() -> None:
+def test_generator_bound_faster_side_supports_an_at_least_claim() -> None:
+    # The real no-I/O case: sync measured at the generator's limit and still
+    # 2.5x faster; the true gap can only be larger.
     cells = [
-        make_cell("uvicorn", "noio", "async", 32, spread(800.0), flags=["unstable"]),
+        make_cell("uvicorn", "noio", "async", 32, spread(1460.0)),
+        make_cell("gunicorn-gthread", "noio", "sync", 32, spread(3650.0), flags=["generator-bound"]),
+        make_cell("uvicorn", "noio", "sync", 32, spread(620.0)),
+    ]
+    v = workload_verdict(make_run(cells), "noio")
+    assert v.outcome == OUTCOME_COSTS
+    lvl = v.levels[0]
+    assert lvl.outcome == LOSES and lvl.at_least
+    assert lvl.den is not None and lvl.den.cell.setup == "gunicorn-gthread"
+    assert lvl.p99_ratio is None and lvl.p99_omitted and v.p99_ratio is None
+    assert "async costs at least 60.0% throughput at 32 users (95% CI ≥ " in v.sentence
+    assert "gunicorn-gthread / sync generator-bound, so its throughput is a lower bound; p99 not compared" in v.sentence
+    assert "p99 0." not in v.sentence and not v.flagged
+    assert any(n.startswith("Generator-bound: gunicorn-gthread / sync at 32 users") for n in v.notes)
+
+
+def test_generator_bound_async_faster_side_wins_at_least() -> None:
+    cells = [
+        make_cell("uvicorn", "fanout", "async-aiohttp", 64, spread(900.0), flags=["generator-bound"]),
+        make_cell("gunicorn-gthread", "fanout", "sync-threads", 64, spread(300.0)),
+    ]
+    v = workload_verdict(make_run(cells), "fanout")
+    assert v.outcome == OUTCOME_PAYS_OFF
+    assert "async pays off at 64 users; at least 3.00× the throughput of the best sync setup (95% CI ≥ " in v.sentence
+
+
+def test_generator_bound_slower_side_makes_no_claim() -> None:
+    # The async cell hit the generator's limit below sync: it might really be
+    # faster, so "async costs" cannot be shown.
+    cells = [
+        make_cell("uvicorn", "noio", "async", 32, spread(800.0), flags=["generator-bound"]),
         make_cell("gunicorn-sync", "noio", "sync", 32, spread(1000.0)),
     ]
     v = workload_verdict(make_run(cells), "noio")
     assert v.outcome == OUTCOME_INSUFFICIENT
-    assert "no clean async cell (all flagged)" in v.sentence
+    assert v.levels[0].outcome == INSUFFICIENT and v.levels[0].ratio == pytest.approx(0.8)
+    assert ("generator-bound async cell (uvicorn / async) is only a lower bound, so async cannot be shown "
+            "to lose") in v.sentence
+    assert "costs" not in v.sentence
+
+
+def test_slower_generator_bound_cell_on_the_losing_side_blocks_a_win() -> None:
+    # The clean sync cell is slower than async, but a generator-bound sync cell
+    # (true throughput unknown above its reading) could be faster than async.
+    cells = [
+        make_cell("uvicorn", "noio", "async", 32, spread(1500.0)),
+        make_cell("gunicorn-gthread", "noio", "sync", 32, spread(1000.0)),
+        make_cell("gunicorn-sync", "noio", "sync", 32, spread(900.0), flags=["generator-bound"]),
+    ]
+    v = workload_verdict(make_run(cells), "noio")
+    assert v.outcome == OUTCOME_INSUFFICIENT
+    assert "so async cannot be shown to win" in v.sentence
+
+
+def test_generator_bound_with_overlapping_interval_is_no_claim() -> None:
+    cells = [
+        make_cell("uvicorn", "orm", "async", 32, [90.0, 110.0, 100.0, 95.0, 105.0]),
+        make_cell("gunicorn-sync", "orm", "sync", 32, [100.0, 92.0, 108.0, 97.0, 103.0], flags=["generator-bound"]),
+    ]
+    v = workload_verdict(make_run(cells), "orm")
+    assert v.outcome == OUTCOME_INSUFFICIENT
+    assert "is only a lower bound and the interval includes 1" in v.sentence
+    assert "no difference detected" not in v.sentence
+
+
+def test_excluded_rival_faster_than_best_usable_withholds_the_claim() -> None:
+    # The fastest sync cell had failures: a win against the slower usable sync
+    # cell could be an artefact of leaving it out.
+    cells = [
+        make_cell("uvicorn", "noio", "async", 32, spread(1500.0)),
+        make_cell("gunicorn-gthread", "noio", "sync", 32, spread(1000.0)),
+        make_cell("gunicorn-sync", "noio", "sync", 32, spread(2500.0), flags=["failures"]),
+    ]
+    v = workload_verdict(make_run(cells), "noio")
+    assert v.outcome == OUTCOME_INSUFFICIENT
+    assert "excluded gunicorn-sync / sync (failures) outran the best usable sync cell" in v.sentence
+
+
+def test_unstable_rival_does_not_withhold_it_is_used() -> None:
+    cells = [
+        make_cell("uvicorn", "noio", "async", 32, spread(1500.0)),
+        make_cell("gunicorn-gthread", "noio", "sync", 32, spread(1000.0)),
+        make_cell("gunicorn-sync", "noio", "sync", 32, [2300.0, 2500.0, 2900.0], flags=["unstable"]),
+    ]
+    v = workload_verdict(make_run(cells), "noio")
+    assert v.outcome == OUTCOME_COSTS
+    assert v.levels[0].den is not None and v.levels[0].den.cell.setup == "gunicorn-sync"
+    assert "outran" not in v.sentence and "at least" not in v.sentence
+
+
+def test_all_excluded_side_is_insufficient() -> None:
+    cells = [
+        make_cell("uvicorn", "noio", "async", 32, spread(800.0), flags=["server-crash"]),
+        make_cell("gunicorn-sync", "noio", "sync", 32, spread(1000.0)),
+    ]
+    v = workload_verdict(make_run(cells), "noio")
+    assert v.outcome == OUTCOME_INSUFFICIENT
+    assert "no usable async cell (all excluded)" in v.sentence
 
 
 def test_variant_notes_separate_client_from_async() -> None:
