@@ -438,6 +438,10 @@ def main(argv: list[str] | None = None) -> int:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, _term)
+    # A shell starts background jobs with SIGINT ignored, and Python then
+    # installs no KeyboardInterrupt handler: restore it, so `kill -INT`
+    # stops a backgrounded run cleanly too.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     from asyncbench.processes import PortInUseError, ProcessError
     from asyncbench.results import ResultsError
     from asyncbench.scenario import ScenarioError
