@@ -291,6 +291,8 @@ def save_run(run: Run, path: str | os.PathLike[str]) -> Path:
             fh.write("\n")
             fh.flush()
             os.fsync(fh.fileno())
+        # mkstemp creates 0600; results and baselines are meant to be shared
+        os.chmod(tmp, 0o644)
         os.replace(tmp, p)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
