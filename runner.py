@@ -126,25 +126,13 @@ def _finish(run_dir: Path, args: argparse.Namespace) -> None:
     from asyncbench.results import load_run
 
     run = load_run(run_dir)
-    try:
-        from asyncbench.terminal import terminal_summary
+    from asyncbench.report import write_report
+    from asyncbench.terminal import terminal_summary
 
-        print(terminal_summary(run))
-    except ImportError:
-        pass
+    print(terminal_summary(run))
     if not getattr(args, "no_report", False):
-        page = _write_report(run, run_dir)
-        if page:
-            print(f"report:  {page}")
+        print(f"report:  {write_report(run, run_dir)}")
     print(f"results: {run_dir / 'results.json'}")
-
-
-def _write_report(run: Any, run_dir: Path) -> Path | None:
-    try:
-        from asyncbench.report import write_report
-    except ImportError:
-        return None
-    return write_report(run, run_dir)
 
 
 def _reproduce_command() -> list[str]:

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from typing import Any
 
 from asyncbench.histogram import Histogram
-from asyncbench.processes import ManagedProcess, ProcessError, cpu_pinning_prefix
+from asyncbench.processes import ManagedProcess, ProcessError, cpu_pinning_prefix, tail
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -92,10 +92,6 @@ class LoadGenerator:
         self.drivers = []
         self._buffers = {}
 
-    @property
-    def pids(self) -> list[int]:
-        return [d.pid for d in self.drivers]
-
     def _read_line(self, d: ManagedProcess, timeout: float) -> str:
         """One protocol line from a driver, with a deadline.
 
@@ -116,8 +112,6 @@ class LoadGenerator:
                 continue
             chunk = os.read(fd, 1 << 16)
             if not chunk:
-                from asyncbench.processes import tail
-
                 raise ProcessError(
                     f"{d.name} exited (code {d.proc.poll()}); last lines of {d.log_path}:\n{tail(d.log_path)}"
                 )

@@ -8,6 +8,7 @@ from a background thread sampling every `interval` seconds.
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass
 
 import psutil
@@ -78,8 +79,6 @@ class TreeMonitor:
 
     def busy_fraction(self, interval: float) -> float:
         """CPU used by the tree over `interval` seconds, as a fraction of one core."""
-        import time
-
         before = _cpu_times(_tree(self.pid))
         t0 = time.monotonic()
         time.sleep(interval)
@@ -87,12 +86,7 @@ class TreeMonitor:
         used = sum(t - before.get(pid, 0.0) for pid, t in after.items())
         return used / max(time.monotonic() - t0, 1e-9)
 
-    def pids(self) -> set[int]:
-        return {p.pid for p in _tree(self.pid)}
-
     def begin(self) -> None:
-        import time
-
         procs = _tree(self.pid)
         with self._lock:
             self._rss_peak = 0
@@ -103,8 +97,6 @@ class TreeMonitor:
         self._sample()
 
     def end(self) -> WindowUsage:
-        import time
-
         self._sample()
         procs = _tree(self.pid)
         now = _cpu_times(procs)

@@ -17,7 +17,7 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 
@@ -114,7 +114,6 @@ class ManagedProcess:
         health_path: str | None = "/health",
         ready_timeout: float = 30.0,
         stop_timeout: float = 10.0,
-        ready_check: Callable[[], bool] | None = None,
         pipe_stdio: bool = False,
     ) -> None:
         self.name = name
@@ -127,7 +126,6 @@ class ManagedProcess:
         self.health_path = health_path
         self.ready_timeout = ready_timeout
         self.stop_timeout = stop_timeout
-        self.ready_check = ready_check
         # With pipe_stdio the child speaks a line protocol on stdin/stdout and
         # only its stderr goes to the log.
         self.pipe_stdio = pipe_stdio
@@ -176,11 +174,7 @@ class ManagedProcess:
                     f"last lines of {self.log_path}:\n{tail(self.log_path)}"
                 )
             try:
-                if self.ready_check is not None:
-                    if self.ready_check():
-                        return
-                    last_error = "readiness check returned false"
-                elif self.port is not None and self.health_path is not None:
+                if self.port is not None and self.health_path is not None:
                     status, _, _ = http_get(self.host, self.port, self.health_path, timeout=1.0)
                     if status == 200:
                         return

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -200,12 +200,6 @@ class Run:
     cells: tuple[Cell, ...]
     notes: tuple[str, ...] = ()
 
-    def cell(self, setup: str, workload: str, variant: str, users: int) -> Cell | None:
-        for c in self.cells:
-            if (c.setup, c.workload, c.variant, c.users) == (setup, workload, variant, users):
-                return c
-        return None
-
 
 # ---------------------------------------------------------------- (de)serialisation
 
@@ -298,7 +292,3 @@ def save_run(run: Run, path: str | os.PathLike[str]) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return p
-
-
-def with_cell(run: Run, cell: Cell) -> Run:
-    return replace(run, cells=run.cells + (cell,))

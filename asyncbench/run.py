@@ -43,6 +43,7 @@ from asyncbench.processes import (
     cpu_pinning_prefix,
     free_port,
     http_get,
+    tail,
 )
 from asyncbench.progress import Progress
 from asyncbench.results import (
@@ -119,8 +120,6 @@ def prepare_database(scenario: Scenario, env: dict[str, str], log_path: Path, no
             note(f"database: {' '.join(argv[1:])}")
             done = subprocess.run(argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, timeout=1800)
             if done.returncode != 0:
-                from asyncbench.processes import tail
-
                 raise ProcessError(
                     f"{' '.join(argv[1:])} failed with code {done.returncode}; last lines of "
                     f"{log_path}:\n{tail(log_path)}"

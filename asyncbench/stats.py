@@ -11,7 +11,7 @@ import math
 import random
 from collections.abc import Sequence
 from functools import lru_cache
-from statistics import fmean, median, pstdev, stdev
+from statistics import fmean, median, stdev
 
 
 def cv(values: Sequence[float]) -> float | None:
@@ -22,20 +22,6 @@ def cv(values: Sequence[float]) -> float | None:
     if m == 0:
         return None
     return stdev(values) / m
-
-
-def summary(values: Sequence[float]) -> dict[str, float | None]:
-    if not values:
-        return {"n": 0, "median": None, "mean": None, "min": None, "max": None, "cv": None}
-    return {
-        "n": len(values),
-        "median": median(values),
-        "mean": fmean(values),
-        "min": min(values),
-        "max": max(values),
-        "cv": cv(values),
-        "stdev": pstdev(values) if len(values) == 1 else stdev(values),
-    }
 
 
 def bootstrap_ratio_ci(
@@ -131,7 +117,6 @@ def mann_whitney_greater(x: Sequence[float], y: Sequence[float]) -> tuple[float,
         p = sum(dist[k:]) / total
         return u, p
     # normal approximation with tie correction
-    ranks = _ranks(combined)
     nt = n + m
     tie_term = 0.0
     counts: dict[float, int] = {}
@@ -141,7 +126,6 @@ def mann_whitney_greater(x: Sequence[float], y: Sequence[float]) -> tuple[float,
         tie_term += t**3 - t
     mu = n * m / 2.0
     var = n * m / 12.0 * ((nt + 1) - tie_term / (nt * (nt - 1)))
-    del ranks
     if var <= 0:
         return u, 1.0 if u <= mu else 0.0
     z = (u - mu - 0.5) / math.sqrt(var)
