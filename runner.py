@@ -53,7 +53,7 @@ def _env_pairs(values: list[str] | None) -> dict[str, str]:
 
 def load_scenario(args: argparse.Namespace) -> Any:
     """Read the scenario file, apply command-line overrides, validate the result."""
-    from asyncbench import scenario as sc
+    from asyncbench.model import scenario as sc
 
     path = sc.resolve_path(args.scenario)
     try:
@@ -104,7 +104,7 @@ def load_scenario(args: argparse.Namespace) -> Any:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from asyncbench.run import RunInterrupted, run_scenario
+    from asyncbench.execute.run import RunInterrupted, run_scenario
 
     scenario = load_scenario(args)
     try:
@@ -123,11 +123,11 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _finish(run_dir: Path, args: argparse.Namespace) -> None:
-    from asyncbench.results import load_run
+    from asyncbench.model.results import load_run
 
     run = load_run(run_dir)
-    from asyncbench.report import write_report
-    from asyncbench.terminal import terminal_summary
+    from asyncbench.render.report import write_report
+    from asyncbench.render.terminal import terminal_summary
 
     print(terminal_summary(run))
     if not getattr(args, "no_report", False):
@@ -140,15 +140,15 @@ def _reproduce_command() -> list[str]:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from asyncbench.report import write_report
-    from asyncbench.results import load_run
+    from asyncbench.render.report import write_report
+    from asyncbench.model.results import load_run
 
     run_dir = Path(args.run_dir)
     run = load_run(run_dir)
     out = Path(args.out) if args.out else (run_dir if run_dir.is_dir() else run_dir.parent)
     page = write_report(run, out)
     if args.terminal:
-        from asyncbench.terminal import terminal_summary
+        from asyncbench.render.terminal import terminal_summary
 
         print(terminal_summary(run))
     print(f"report: {page}")
@@ -156,21 +156,21 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_summary(args: argparse.Namespace) -> int:
-    from asyncbench.results import load_run
-    from asyncbench.terminal import terminal_summary
+    from asyncbench.model.results import load_run
+    from asyncbench.render.terminal import terminal_summary
 
     print(terminal_summary(load_run(args.run_dir)))
     return 0
 
 
 def cmd_scenarios(args: argparse.Namespace) -> int:
-    from asyncbench import scenario as sc
+    from asyncbench.model import scenario as sc
 
     status = 0
     for path in sorted(sc.SCENARIO_DIR.glob("*.toml")):
         try:
             s = sc.load(str(path))
-            from asyncbench.run import plan
+            from asyncbench.execute.run import plan
 
             n = len(plan(s, [""]))
             print(f"{path.stem:10s} ok   {n:4d} measurements  {s.description}")
@@ -181,7 +181,7 @@ def cmd_scenarios(args: argparse.Namespace) -> int:
 
 
 def cmd_setups(args: argparse.Namespace) -> int:
-    from asyncbench.setups import SETUPS
+    from asyncbench.execute.setups import SETUPS
 
     for s in SETUPS.values():
         ka = "keep-alive" if s.keepalive else "no keep-alive"
@@ -190,7 +190,7 @@ def cmd_setups(args: argparse.Namespace) -> int:
 
 
 def cmd_baseline_save(args: argparse.Namespace) -> int:
-    from asyncbench.results import load_run, save_run
+    from asyncbench.model.results import load_run, save_run
 
     run = load_run(args.run_dir)
     if not run.complete:
@@ -202,7 +202,7 @@ def cmd_baseline_save(args: argparse.Namespace) -> int:
 
 
 def cmd_baseline_run(args: argparse.Namespace) -> int:
-    from asyncbench.run import RunInterrupted, run_scenario
+    from asyncbench.execute.run import RunInterrupted, run_scenario
 
     scenario = load_scenario(args)
     try:
@@ -217,9 +217,9 @@ def cmd_baseline_run(args: argparse.Namespace) -> int:
 
 
 def cmd_gate(args: argparse.Namespace) -> int:
-    from asyncbench import gate as gate_mod
-    from asyncbench import gate_render
-    from asyncbench.results import ResultsError, load_run
+    from asyncbench.gate import core as gate_mod
+    from asyncbench.render import gate_page as gate_render
+    from asyncbench.model.results import ResultsError, load_run
 
     if args.ab:
         return _gate_ab(args)
@@ -240,7 +240,7 @@ def cmd_gate(args: argparse.Namespace) -> int:
     if args.current:
         run_dir = Path(args.current)
     else:
-        from asyncbench.run import RunInterrupted, run_scenario
+        from asyncbench.execute.run import RunInterrupted, run_scenario
 
         scenario = load_scenario(args)
         try:
@@ -283,10 +283,10 @@ def _gate_ab(args: argparse.Namespace) -> int:
     """A/B in one job: measure the base revision and the working tree interleaved."""
     import subprocess
 
-    from asyncbench import gate as gate_mod
-    from asyncbench import gate_render
-    from asyncbench.results import load_run
-    from asyncbench.run import RunInterrupted, run_scenario
+    from asyncbench.gate import core as gate_mod
+    from asyncbench.render import gate_page as gate_render
+    from asyncbench.model.results import load_run
+    from asyncbench.execute.run import RunInterrupted, run_scenario
 
     worktree = ROOT / "var" / "ab-base"
     if worktree.exists():
@@ -316,7 +316,7 @@ def _gate_ab(args: argparse.Namespace) -> int:
 
 
 def cmd_gate_accuracy(args: argparse.Namespace) -> int:
-    from asyncbench import gate_accuracy
+    from asyncbench.gate import accuracy as gate_accuracy
 
     return int(gate_accuracy.main(args, load_scenario=load_scenario) or 0)
 
@@ -430,9 +430,9 @@ def main(argv: list[str] | None = None) -> int:
     # installs no KeyboardInterrupt handler: restore it, so `kill -INT`
     # stops a backgrounded run cleanly too.
     signal.signal(signal.SIGINT, signal.default_int_handler)
-    from asyncbench.processes import PortInUseError, ProcessError
-    from asyncbench.results import ResultsError
-    from asyncbench.scenario import ScenarioError
+    from asyncbench.execute.processes import PortInUseError, ProcessError
+    from asyncbench.model.results import ResultsError
+    from asyncbench.model.scenario import ScenarioError
 
     try:
         return int(args.func(args))

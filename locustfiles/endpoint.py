@@ -8,7 +8,7 @@ generator is about as fast as the server it loads; HttpUser (requests) costs
 several times more CPU per request.
 
 Used two ways:
-- by the runner's load driver (asyncbench.loaddriver), which runs locust as a
+- by the runner's load driver (asyncbench.execute.loaddriver), which runs locust as a
   library and sets `path` per cell;
 - directly with the locust CLI, for a manual or distributed run against an
   existing deployment:

@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from typing import Any
 
-from asyncbench.results import (
+from asyncbench.model.results import (
     SCHEMA_VERSION,
     Cell,
     Flag,

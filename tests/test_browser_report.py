@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from asyncbench.report import write_report
+from asyncbench.render.report import write_report
 from tests.synthetic import demo_run
 
 pytestmark = pytest.mark.browser

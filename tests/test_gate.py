@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from asyncbench import gate
-from asyncbench.results import Cell, Flag, Run
+from asyncbench.gate import core as gate
+from asyncbench.model.results import Cell, Flag, Run
 from tests.synthetic import make_cell, make_run, make_setup
 
 SETUPS = ("gunicorn-sync", "uvicorn")

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from asyncbench import gate_accuracy as ga
-from asyncbench.results import Run, save_run
+from asyncbench.gate import accuracy as ga
+from asyncbench.model.results import Run, save_run
 from tests.synthetic import make_cell, make_run, make_setup
 
 CELLS = {  # (setup, workload, variant): CPU seconds per request, CPU-bound at 16 users

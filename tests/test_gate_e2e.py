@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from asyncbench.results import load_run
+from asyncbench.model.results import load_run
 
 pytestmark = pytest.mark.servers
 ROOT = Path(__file__).resolve().parent.parent

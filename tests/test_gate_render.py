@@ -5,7 +5,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from asyncbench import gate, gate_render
+from asyncbench.gate import core as gate
+
+from asyncbench.render import gate_page as gate_render
 from tests.test_gate import ab_run, build_run, slower
 
 

@@ -1,4 +1,4 @@
-"""The statistics the gate adds to asyncbench.stats: exact rank test with ties,
+"""The statistics the gate adds to asyncbench.analysis.stats: exact rank test with ties,
 Holm-adjusted p-values, Wilson intervals."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import random
 
 import pytest
 
-from asyncbench import stats
+from asyncbench.analysis import stats
 
 
 def _brute_force_p(x: list[float], y: list[float]) -> float:

@@ -2,7 +2,7 @@ import random
 
 import pytest
 
-from asyncbench.histogram import RESOLUTION, Histogram
+from asyncbench.execute.histogram import RESOLUTION, Histogram
 
 
 def exact_percentile(values, q):

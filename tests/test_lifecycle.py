@@ -4,9 +4,9 @@ import os
 
 import pytest
 
-from asyncbench.processes import check_port_free
-from asyncbench.run import start_server, stop_server
-from asyncbench.setups import SETUPS, SetupConfig
+from asyncbench.execute.processes import check_port_free
+from asyncbench.execute.run import start_server, stop_server
+from asyncbench.execute.setups import SETUPS, SetupConfig
 
 pytestmark = pytest.mark.servers
 
@@ -28,7 +28,7 @@ def test_setup_starts_answers_and_leaves_nothing(kind, tmp_path):
     server = start_server(config, revision="", root=os.path.dirname(os.path.dirname(__file__)),
                           env=env, cpus=(), log_dir=tmp_path)
     try:
-        from asyncbench.processes import http_get
+        from asyncbench.execute.processes import http_get
 
         status, body, _ = http_get("127.0.0.1", server.port, "/sync/noio/")
         assert status == 200

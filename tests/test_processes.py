@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from asyncbench.processes import (
+from asyncbench.execute.processes import (
     ManagedProcess,
     PortInUseError,
     ProcessError,

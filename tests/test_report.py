@@ -11,11 +11,11 @@ from statistics import median
 
 import pytest
 
-from asyncbench.htmlpage import esc, render_page, table_html
-from asyncbench.report import cells_csv, missing_cells, planned_cells, render_report, write_report
-from asyncbench.results import Run
-from asyncbench.terminal import terminal_summary
-from asyncbench.verdict import verdicts
+from asyncbench.render.html import esc, render_page, table_html
+from asyncbench.render.report import cells_csv, missing_cells, planned_cells, render_report, write_report
+from asyncbench.model.results import Run
+from asyncbench.render.terminal import terminal_summary
+from asyncbench.analysis.verdict import verdicts
 from tests.synthetic import demo_run, make_cell, make_run, spread
 
 VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}
@@ -282,7 +282,7 @@ def html_text(fragment: str) -> str:
 
 
 def test_model_line_says_when_it_assumes_calls_and_delay() -> None:
-    from asyncbench import charts
+    from asyncbench.render import charts
 
     cells = [make_cell("gunicorn-sync", "fanout", "sync", u, spread(5.0 * u)) for u in (1, 8)]
     bare = make_run(cells, scenario_resolved={"upstream": {}, "workloads": {}})
@@ -295,7 +295,7 @@ def test_model_line_says_when_it_assumes_calls_and_delay() -> None:
 def test_report_from_a_results_file_equals_report_from_memory(tmp_path: Path) -> None:
     """The report reads only results.json: a save/load round trip (tuples
     become lists, ints stay ints) must not change a byte of the page."""
-    from asyncbench.results import load_run, save_run
+    from asyncbench.model.results import load_run, save_run
 
     cells = [make_cell("uvicorn", "fanout", "async-aiohttp", u, spread(30.0 * u), params={"calls": 3, "delay_ms": 50})
              for u in (1, 8)]

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from asyncbench.processes import check_port_free
-from asyncbench.results import load_run
+from asyncbench.execute.processes import check_port_free
+from asyncbench.model.results import load_run
 
 pytestmark = pytest.mark.servers
 ROOT = Path(__file__).resolve().parent.parent

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from asyncbench import scenario as sc
-from asyncbench.run import plan
+from asyncbench.model import scenario as sc
+from asyncbench.execute.run import plan
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -107,7 +107,7 @@ def test_shipped_scenarios_are_valid(name):
 
 
 def test_quick_covers_every_card_workload_sync_and_async_on_wsgi_and_asgi():
-    from asyncbench.setups import SETUPS
+    from asyncbench.execute.setups import SETUPS
     from bench_site.registry import VARIANTS
 
     s = sc.load("quick")

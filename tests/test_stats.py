@@ -2,7 +2,7 @@ import math
 
 import pytest
 
-from asyncbench import stats
+from asyncbench.analysis import stats
 
 
 def test_mann_whitney_exact_extreme_case():

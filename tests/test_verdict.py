@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from asyncbench.format import fmt, fmt_level, fmt_ms, fmt_pct, fmt_ratio, fmt_rps
-from asyncbench.verdict import (
+from asyncbench.render.format import fmt, fmt_level, fmt_ms, fmt_pct, fmt_ratio, fmt_rps
+from asyncbench.analysis.verdict import (
     INSUFFICIENT,
     LOSES,
     OUTCOME_COSTS,

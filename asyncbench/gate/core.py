@@ -35,9 +35,9 @@ from dataclasses import asdict, dataclass, field
 from statistics import median
 from typing import Any
 
-from asyncbench import stats
-from asyncbench.format import fmt, fmt_pct
-from asyncbench.results import (
+from asyncbench.analysis import stats
+from asyncbench.render.format import fmt, fmt_pct
+from asyncbench.model.results import (
     FLAG_ERROR,
     FLAG_FAILURES,
     FLAG_GENERATOR_BOUND,

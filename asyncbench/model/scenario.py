@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from bench_site.registry import WORKLOADS
-from asyncbench.setups import SETUPS, SetupConfig
+from asyncbench.execute.setups import SETUPS, SetupConfig
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SCENARIO_DIR = ROOT / "scenarios"
 
 
@@ -311,7 +311,7 @@ def parse(data: dict[str, Any], *, source: str = "<scenario>") -> Scenario:
 
     gate = dict(data.get("gate", {}))
     _check_keys("gate", gate, _GATE_KEYS)
-    from asyncbench.gate import validate_gate_section
+    from asyncbench.gate.core import validate_gate_section
 
     problems = validate_gate_section(gate)
     if problems:

@@ -18,10 +18,10 @@ from pathlib import Path
 from collections.abc import Callable
 from typing import Any
 
-from asyncbench.histogram import Histogram
-from asyncbench.processes import ManagedProcess, ProcessError, cpu_pinning_prefix, tail
+from asyncbench.execute.histogram import Histogram
+from asyncbench.execute.processes import ManagedProcess, ProcessError, cpu_pinning_prefix, tail
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @dataclass(frozen=True)
@@ -62,7 +62,7 @@ class LoadGenerator:
     def __enter__(self) -> LoadGenerator:
         try:
             for i in range(self.processes):
-                argv = [*cpu_pinning_prefix(self.cpus), sys.executable, "-m", "asyncbench.loaddriver"]
+                argv = [*cpu_pinning_prefix(self.cpus), sys.executable, "-m", "asyncbench.execute.loaddriver"]
                 d = ManagedProcess(
                     f"load driver {i}",
                     argv,

@@ -30,9 +30,9 @@ from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter, NullLocator  # noqa: E402
 
-from asyncbench.format import fmt, fmt_level, fmt_ratio  # noqa: E402
-from asyncbench.results import Cell, Run  # noqa: E402
-from asyncbench.verdict import (  # noqa: E402
+from asyncbench.render.format import fmt, fmt_level, fmt_ratio  # noqa: E402
+from asyncbench.model.results import Cell, Run  # noqa: E402
+from asyncbench.analysis.verdict import (  # noqa: E402
     DEFAULT_DELAY_MS,
     DEFAULT_FANOUT_CALLS,
     LOSES,

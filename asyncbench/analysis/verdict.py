@@ -36,9 +36,9 @@ from dataclasses import dataclass, field, replace
 from statistics import median
 from typing import Any
 
-from asyncbench import stats
-from asyncbench.format import fmt, fmt_level, fmt_pct, fmt_ratio
-from asyncbench.results import FLAG_GENERATOR_BOUND, FLAG_UNSTABLE, Cell, Run
+from asyncbench.analysis import stats
+from asyncbench.render.format import fmt, fmt_level, fmt_pct, fmt_ratio
+from asyncbench.model.results import FLAG_GENERATOR_BOUND, FLAG_UNSTABLE, Cell, Run
 
 try:  # registry is pure data, but keep the report usable on a results file alone
     from bench_site import registry as _registry

@@ -22,12 +22,12 @@ from pathlib import Path
 from statistics import median
 from typing import Any
 
-from asyncbench import charts
-from asyncbench.format import MISSING, fmt, fmt_level, fmt_ms, fmt_pct, fmt_ratio, fmt_rps, fmt_s
-from asyncbench.htmlpage import TableCell, esc, render_page, table_html
-from asyncbench.results import Cell, Run
-from asyncbench.stats import cv
-from asyncbench.verdict import (
+from asyncbench.render import charts
+from asyncbench.render.format import MISSING, fmt, fmt_level, fmt_ms, fmt_pct, fmt_ratio, fmt_rps, fmt_s
+from asyncbench.render.html import TableCell, esc, render_page, table_html
+from asyncbench.model.results import Cell, Run
+from asyncbench.analysis.stats import cv
+from asyncbench.analysis.verdict import (
     CONFIDENCE,
     MIN_REPEATS,
     OUTCOME_COSTS,

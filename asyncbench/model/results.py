@@ -51,7 +51,7 @@ class Latency:
     """Percentiles in milliseconds from the harness's own histogram.
 
     Recorded at microsecond resolution with a bounded relative error (see
-    asyncbench.histogram), unlike locust's rounded figures.
+    asyncbench.execute.histogram), unlike locust's rounded figures.
     """
 
     count: int

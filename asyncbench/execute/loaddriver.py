@@ -1,6 +1,6 @@
 """The load driver: a long-lived locust process that measures one cell per command.
 
-Runs as its own process (`python -m asyncbench.loaddriver`), started and stopped
+Runs as its own process (`python -m asyncbench.execute.loaddriver`), started and stopped
 by the runner like any other child. It uses locust as a library (Environment +
 LocalRunner + the FastHttpUser in locustfiles/endpoint.py) rather than the
 locust command line, because a locust process costs about 2 s to start: one
@@ -19,7 +19,7 @@ What it measures, per command:
   users completed at least `min_requests_per_user` requests on average; a
   slow cell that has not reached that count by `max_s` runs on to
   `slow_max_s`;
-- response times at microsecond resolution (asyncbench.histogram) from
+- response times at microsecond resolution (asyncbench.execute.histogram) from
   locust's request event, per window and per second; locust's own rounded
   statistics beside them as a cross-check;
 - its own CPU (process time) per tick, to flag a generator-bound cell.
@@ -39,8 +39,8 @@ from typing import Any
 import gevent
 from locust.env import Environment
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from asyncbench.histogram import Histogram  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from asyncbench.execute.histogram import Histogram  # noqa: E402
 from locustfiles.endpoint import EndpointUser  # noqa: E402
 
 TICK_S = 0.5

@@ -13,8 +13,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from asyncbench.format import MISSING, fmt, fmt_pct
-from asyncbench.gate import (
+from asyncbench.render.format import MISSING, fmt, fmt_pct
+from asyncbench.gate.core import (
     EXIT_INVALID,
     EXIT_OK,
     EXIT_REGRESSION,
@@ -28,8 +28,8 @@ from asyncbench.gate import (
     Comparison,
     GateResult,
 )
-from asyncbench.htmlpage import esc, render_page, table_html
-from asyncbench.results import Run
+from asyncbench.render.html import esc, render_page, table_html
+from asyncbench.model.results import Run
 
 # Most urgent first, so a reader of a long table sees what failed at the top.
 _VERDICT_ORDER = {

@@ -31,10 +31,12 @@ from typing import Any
 from urllib.parse import urlencode
 
 from bench_site.registry import VARIANTS, endpoint
-from asyncbench import environment, results, stats
-from asyncbench.load import LoadGenerator, Measurement
-from asyncbench.monitor import CoreMonitor, TreeMonitor, WindowUsage
-from asyncbench.processes import (
+from asyncbench.execute import environment
+from asyncbench.model import results
+from asyncbench.analysis import stats
+from asyncbench.execute.load import LoadGenerator, Measurement
+from asyncbench.execute.monitor import CoreMonitor, TreeMonitor, WindowUsage
+from asyncbench.execute.processes import (
     LOOPBACK,
     ManagedProcess,
     PortInUseError,
@@ -45,8 +47,8 @@ from asyncbench.processes import (
     http_get,
     tail,
 )
-from asyncbench.progress import Progress
-from asyncbench.results import (
+from asyncbench.render.progress import Progress
+from asyncbench.model.results import (
     FLAG_ERROR,
     FLAG_FAILURES,
     FLAG_FEW_REQUESTS,
@@ -61,10 +63,10 @@ from asyncbench.results import (
     Second,
     SetupInfo,
 )
-from asyncbench.scenario import Scenario, WorkloadConfig
-from asyncbench.setups import SetupConfig
+from asyncbench.model.scenario import Scenario, WorkloadConfig
+from asyncbench.execute.setups import SetupConfig
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_SQLITE = ROOT / "var" / "bench.sqlite3"
 
 

@@ -46,9 +46,11 @@ from dataclasses import dataclass, replace
 from statistics import median
 from typing import Any
 
-from asyncbench import gate, stats
-from asyncbench.format import fmt, fmt_pct
-from asyncbench.results import Cell, Latency, Repeat, Run, load_run
+from asyncbench.gate import core as gate
+
+from asyncbench.analysis import stats
+from asyncbench.render.format import fmt, fmt_pct
+from asyncbench.model.results import Cell, Latency, Repeat, Run, load_run
 
 LEVELS = (0.10, 0.20, 0.50)
 ENV_CPU_US = "BENCH_INJECT_CPU_US"
@@ -508,7 +510,7 @@ def runner_measure(args: argparse.Namespace, load_scenario: Callable[[argparse.N
     overrides) with extra server environment, one run folder per label."""
     from pathlib import Path
 
-    from asyncbench.run import run_scenario
+    from asyncbench.execute.run import run_scenario
 
     scenario = load_scenario(args)
     stamp = time.strftime("%Y%m%d-%H%M%S")

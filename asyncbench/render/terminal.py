@@ -9,10 +9,10 @@ from __future__ import annotations
 import textwrap
 from statistics import median
 
-from asyncbench.format import MISSING, fmt, fmt_level, fmt_pct
-from asyncbench.report import _sorted_cells, missing_cells
-from asyncbench.results import Run
-from asyncbench.verdict import flag_codes, median_p, verdicts
+from asyncbench.render.format import MISSING, fmt, fmt_level, fmt_pct
+from asyncbench.render.report import _sorted_cells, missing_cells
+from asyncbench.model.results import Run
+from asyncbench.analysis.verdict import flag_codes, median_p, verdicts
 
 WIDTH = 100
 

@@ -1,0 +1,1 @@
+"""Numbers from results: statistics, selection, comparisons, verdicts."""

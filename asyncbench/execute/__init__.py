@@ -1,0 +1,1 @@
+"""Running a scenario: servers, load, monitoring, the run's orchestration."""

@@ -1,0 +1,1 @@
+"""The regression gate: configuration, compatibility, normalisation, decisions."""

@@ -1,0 +1,1 @@
+"""The data: results, scenarios, flags, cell summaries."""

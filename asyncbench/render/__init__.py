@@ -1,0 +1,1 @@
+"""Everything a reader sees: text, charts, HTML, CSV, terminal."""
