@@ -60,6 +60,14 @@ gate-ab: install
 gate-accuracy: install
 	$(VPY) runner.py gate-accuracy ci $(ARGS)
 
+# Lint, format check and types: ruff, then mypy (strict; django-stubs for the
+# site). `.ci/run` runs this before `make test`.
+CHECKED := asyncbench bench_site upstream locustfiles runner.py
+check: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy $(CHECKED)
+
 # Regenerate requirements.lock from the ranges in pyproject.toml.
 lock:
 	@py=$$(PYTHON="$(PYTHON)" scripts/find-python) || exit 1; \

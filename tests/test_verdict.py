@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from asyncbench.render.format import fmt, fmt_level, fmt_ms, fmt_pct, fmt_ratio, fmt_rps
+from asyncbench.analysis.queueing import model_line
 from asyncbench.analysis.verdict import (
     INSUFFICIENT,
     LOSES,
@@ -13,7 +14,6 @@ from asyncbench.analysis.verdict import (
     OUTCOME_NO_DIFFERENCE,
     OUTCOME_PAYS_OFF,
     WINS,
-    model_line,
     verdicts,
     workload_verdict,
 )

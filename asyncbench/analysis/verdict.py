@@ -38,7 +38,8 @@ from typing import Any
 
 from asyncbench.analysis import stats
 from asyncbench.render.format import fmt, fmt_level, fmt_pct, fmt_ratio
-from asyncbench.model.results import FLAG_GENERATOR_BOUND, FLAG_UNSTABLE, Cell, Run
+from asyncbench.model import flags
+from asyncbench.model.results import Cell, Run
 
 try:  # registry is pure data, but keep the report usable on a results file alone
     from bench_site import registry as _registry
@@ -49,11 +50,6 @@ except ImportError:  # pragma: no cover - only when bench_site is not importable
 # range of two numbers: too narrow to call a confidence interval. No claim then.
 MIN_REPEATS = 3
 CONFIDENCE = 0.95
-
-# Fallbacks for the Little's-law model when neither the cell nor the scenario
-# records them; the chart says "assumed" whenever they are used.
-DEFAULT_FANOUT_CALLS = 3
-DEFAULT_DELAY_MS = 50.0
 
 OUTCOME_PAYS_OFF = "pays off"
 OUTCOME_COSTS = "costs"
@@ -116,49 +112,12 @@ def workload_order(names: Iterable[str]) -> list[str]:
     return [w for w in known if w in names] + sorted(names - set(known))
 
 
-def is_flagged(cell: Cell) -> bool:
-    """Any flag at all: how charts and tables mark a cell."""
-    return cell.status != "ok" or bool(cell.flag_codes)
-
-
-# Flags that leave a cell usable for claims, each with its own caveat. Every
-# other flag (failures, server-crash, few-requests, error, any unknown code)
-# excludes the cell: its number is not a measurement of the server.
-USABLE_FLAGS = frozenset({FLAG_UNSTABLE, FLAG_GENERATOR_BOUND})
-
-
-def is_excluded(cell: Cell) -> bool:
-    """Left out of every claim (and named)."""
-    return cell.status != "ok" or bool(cell.flag_codes - USABLE_FLAGS)
-
-
-def is_lower_bound(cell: Cell) -> bool:
-    """Usable, but the generator was the limit: the throughput is a lower bound."""
-    return not is_excluded(cell) and FLAG_GENERATOR_BOUND in cell.flag_codes
-
-
-def is_wide(cell: Cell) -> bool:
-    """Usable, with a wide spread across repeats (already in the interval)."""
-    return not is_excluded(cell) and FLAG_UNSTABLE in cell.flag_codes
-
-
-def flag_reasons(cell: Cell) -> list[str]:
-    """Human-readable reasons a cell is flagged, most specific first."""
-    reasons: list[str] = []
-    if cell.status != "ok":
-        reasons.append(f"error: {cell.error}" if cell.error else f"status {cell.status}")
-    for f in cell.all_flags:
-        text = f"{f.code}: {f.message}" if f.message else f.code
-        if text not in reasons:
-            reasons.append(text)
-    return reasons
-
-
-def flag_codes(cell: Cell) -> list[str]:
-    codes = sorted(cell.flag_codes)
-    if cell.status != "ok" and "error" not in codes:
-        codes.insert(0, "error")
-    return codes
+is_flagged = flags.is_flagged
+is_excluded = flags.is_excluded
+is_lower_bound = flags.is_lower_bound
+is_wide = flags.is_wide
+flag_reasons = flags.reasons
+flag_codes = flags.codes
 
 
 def median_rps(cell: Cell) -> float | None:
@@ -487,34 +446,6 @@ def _ci_loss(c: Comparison) -> str:
 
 def _at_least(c: Comparison) -> str:
     return "at least " if c.at_least else ""
-
-
-def fanout_model_inputs(run: Run, cell: Cell | None = None) -> tuple[int, float, bool]:
-    """(calls, delay_ms, assumed) for fan-out: the cell's params, then the
-    scenario as resolved, then the documented defaults (assumed=True)."""
-    sr = run.scenario_resolved or {}
-    calls: Any = cell.params.get("calls") if cell else None
-    delay: Any = cell.params.get("delay_ms") if cell else None
-    assumed = False
-    if calls is None:
-        wl = sr.get("workloads")
-        if isinstance(wl, dict):
-            fan = wl.get("fanout")
-            if isinstance(fan, dict):
-                calls = fan.get("calls") or (fan.get("params") or {}).get("calls")
-        if calls is None:
-            calls = (sr.get("params") or {}).get("calls") if isinstance(sr.get("params"), dict) else None
-    if delay is None:
-        up = sr.get("upstream")
-        if isinstance(up, dict):
-            delay = up.get("delay_ms")
-        if isinstance(delay, list):  # a sweep: the cell should have carried it
-            delay = None
-    if calls is None:
-        calls, assumed = DEFAULT_FANOUT_CALLS, True
-    if delay is None:
-        delay, assumed = DEFAULT_DELAY_MS, True
-    return int(calls), float(delay), assumed
 
 
 def default_delay_ms(run: Run) -> float | None:
@@ -864,51 +795,3 @@ def _database_name(run: Run) -> str:
 def verdicts(run: Run) -> list[Verdict]:
     """One verdict per measured workload, in the registry's order."""
     return [workload_verdict(run, w) for w in workload_order({c.workload for c in usable_cells(run)})]
-
-
-# ------------------------------------------------------------------ Little's law
-
-
-@dataclass(frozen=True)
-class ModelLine:
-    """Little's-law ceiling of a slot-limited setup for one fan-out variant.
-
-    A closed-loop load of N users on S concurrent slots, each request taking T
-    seconds, cannot exceed min(N, S) / T requests per second.
-    """
-
-    setup: str
-    variant: str
-    slots: int
-    time_per_request_s: float
-    calls: int
-    delay_ms: float
-    assumed: bool  # calls/delay taken from defaults, not from the run
-
-    @property
-    def ceiling_rps(self) -> float:
-        return self.slots / self.time_per_request_s
-
-    def at(self, users: int) -> float:
-        return min(users, self.slots) / self.time_per_request_s
-
-
-def model_line(run: Run, setup: str, variant: str, cell: Cell | None = None) -> ModelLine | None:
-    """The ceiling for a fan-out variant on a slot-limited (WSGI) setup, else None.
-
-    A WSGI worker holds its slot for the whole request whatever the view does
-    (an async view runs under async_to_sync inside it), so S = workers x threads.
-    T is calls x delay for sequential calls and about one delay when the calls
-    overlap (sync-threads, async gather). ASGI setups have no fixed slot count
-    for async views, so they get no line.
-    """
-    info = run.setups.get(setup)
-    if info is None or info.interface != "wsgi":
-        return None
-    calls, delay_ms, assumed = fanout_model_inputs(run, cell)
-    if delay_ms <= 0:
-        return None
-    slots = max(1, info.workers) * max(1, info.threads)
-    sequential = variant == "sync"
-    t = (calls if sequential else 1) * delay_ms / 1000.0
-    return ModelLine(setup, variant, slots, t, calls, delay_ms, assumed)

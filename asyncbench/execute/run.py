@@ -48,13 +48,8 @@ from asyncbench.execute.processes import (
     tail,
 )
 from asyncbench.render.progress import Progress
+from asyncbench.model import flags
 from asyncbench.model.results import (
-    FLAG_ERROR,
-    FLAG_FAILURES,
-    FLAG_FEW_REQUESTS,
-    FLAG_GENERATOR_BOUND,
-    FLAG_SERVER_CRASH,
-    FLAG_UNSTABLE,
     Cell,
     Flag,
     Latency,
@@ -340,32 +335,32 @@ def repeat_flags(m: Measurement, probe: WindowProbe, users: int, scenario: Scena
     ours = sum(m.driver_cpu_percents) if m.driver_cpu_percents else m.generator_cpu_percent
     ours = None if probe.upstream_cpu_percent is None else ours + probe.upstream_cpu_percent
     if m.generator_cpu_percent >= load.generator_cpu_limit:
-        flags.append(Flag(FLAG_GENERATOR_BOUND,
+        flags.append(Flag(flags.GENERATOR_BOUND,
                           f"locust used {m.generator_cpu_percent:.0f}% of a core (limit {load.generator_cpu_limit:.0f}%)"))
     elif ours is not None and ours >= load.generator_cpu_limit * max(1, len(probe.generator_cpus)):
         # locust and the upstream share the generator's CPUs: together they
         # can saturate them while locust alone looks fine. (CPU taken by some
         # other process is recorded in generator_cores_busy_percent but is
         # not our generator's limit, so it does not flag the cell.)
-        flags.append(Flag(FLAG_GENERATOR_BOUND,
+        flags.append(Flag(flags.GENERATOR_BOUND,
                           f"locust ({m.generator_cpu_percent:.0f}%) and the upstream "
                           f"({probe.upstream_cpu_percent or 0:.0f}%) used {ours:.0f}% of the generator's "
                           f"{len(probe.generator_cpus) or 1} CPU(s) (limit {load.generator_cpu_limit:.0f}% each; "
                           f"the CPUs were {busy or 0:.0f}% busy in all)"))
     elif ceiling_rps and rps >= load.ceiling_fraction * ceiling_rps:
-        flags.append(Flag(FLAG_GENERATOR_BOUND,
+        flags.append(Flag(flags.GENERATOR_BOUND,
                           f"{rps:,.0f} req/s is {rps / ceiling_rps:.0%} of the generator's measured ceiling "
                           f"({ceiling_rps:,.0f} req/s)"))
     nfail = sum(m.failures.values())
     if nfail:
         kinds = ", ".join(f"{k} x{v}" for k, v in sorted(m.failures.items(), key=lambda kv: -kv[1])[:3])
-        flags.append(Flag(FLAG_FAILURES, f"{nfail} of {nfail + m.requests} requests failed: {kinds}"))
+        flags.append(Flag(flags.FAILURES, f"{nfail} of {nfail + m.requests} requests failed: {kinds}"))
     if usage.worker_changes or not usage.alive:
-        flags.append(Flag(FLAG_SERVER_CRASH,
+        flags.append(Flag(flags.SERVER_CRASH,
                           "server died" if not usage.alive else
                           f"{usage.worker_changes} server processes appeared or vanished (crash or respawn)"))
     if m.requests < load.min_requests_per_user * users:
-        flags.append(Flag(FLAG_FEW_REQUESTS,
+        flags.append(Flag(flags.FEW_REQUESTS,
                           f"{m.requests} requests in {m.duration_s:.1f} s for {users} users "
                           f"(< {load.min_requests_per_user} per user): percentiles describe few requests"))
     return flags
@@ -374,7 +369,7 @@ def repeat_flags(m: Measurement, probe: WindowProbe, users: int, scenario: Scena
 def cell_flags(repeats: tuple[Repeat, ...], scenario: Scenario) -> list[Flag]:
     c = stats.cv([r.throughput_rps for r in repeats])
     if c is not None and c >= scenario.load.unstable_cv:
-        return [Flag(FLAG_UNSTABLE, f"throughput varies {c:.0%} across {len(repeats)} repeats "
+        return [Flag(flags.UNSTABLE, f"throughput varies {c:.0%} across {len(repeats)} repeats "
                                     f"(coefficient of variation; limit {scenario.load.unstable_cv:.0%})")]
     return []
 
@@ -683,14 +678,14 @@ def _measure_one(item: Planned, ctx: _RunContext, gen: LoadGenerator, ceiling: d
     if server is None:
         why = ctx.start_errors.get(key, "see logs/")
         msg = f"setup {item.setup} is not running: {why}"
-        ctx.cells[item.cell_id] = replace(cell, status="error", error=msg, flags=(Flag(FLAG_ERROR, msg),))
+        ctx.cells[item.cell_id] = replace(cell, status="error", error=msg, flags=(Flag(flags.ERROR, msg),))
         progress.finish(item.label, "error: server not running")
         return
 
     if not cell.repeats or restarted:
         problem = _check_body(item, server, ctx.references)
         if problem:
-            ctx.cells[item.cell_id] = replace(cell, status="error", error=problem, flags=(Flag(FLAG_ERROR, problem),))
+            ctx.cells[item.cell_id] = replace(cell, status="error", error=problem, flags=(Flag(flags.ERROR, problem),))
             progress.finish(item.label, f"error: {problem}")
             return
 
@@ -719,7 +714,7 @@ def _measure_one(item: Planned, ctx: _RunContext, gen: LoadGenerator, ceiling: d
     except ProcessError as exc:
         if window.get("open") and "server" not in window:
             server.monitor.end()
-        ctx.cells[item.cell_id] = replace(cell, status="error", error=str(exc), flags=(Flag(FLAG_ERROR, str(exc)),))
+        ctx.cells[item.cell_id] = replace(cell, status="error", error=str(exc), flags=(Flag(flags.ERROR, str(exc)),))
         progress.finish(item.label, f"error: {exc}")
         return
     probe = WindowProbe(

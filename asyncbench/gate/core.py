@@ -37,15 +37,8 @@ from typing import Any
 
 from asyncbench.analysis import stats
 from asyncbench.render.format import fmt, fmt_pct
-from asyncbench.model.results import (
-    FLAG_ERROR,
-    FLAG_FAILURES,
-    FLAG_GENERATOR_BOUND,
-    FLAG_SERVER_CRASH,
-    Cell,
-    Repeat,
-    Run,
-)
+from asyncbench.model import flags
+from asyncbench.model.results import Cell, Repeat, Run
 
 EXIT_OK = 0
 EXIT_REGRESSION = 1
@@ -80,7 +73,7 @@ DEFAULT_BOOTSTRAP = 2000
 
 # Flags that make a cell's numbers measure something other than the server:
 # failed requests, a crashed worker, a saturated load generator, no data.
-BLOCKING_FLAGS = frozenset({FLAG_FAILURES, FLAG_SERVER_CRASH, FLAG_GENERATOR_BOUND, FLAG_ERROR})
+BLOCKING_FLAGS = frozenset({flags.FAILURES, flags.SERVER_CRASH, flags.GENERATOR_BOUND, flags.ERROR})
 # "unstable" and "few-requests" are warned about but do not block: the rank
 # test already accounts for spread, which is the point of repeating.
 

@@ -18,27 +18,14 @@ import json
 import os
 import tempfile
 from dataclasses import asdict, dataclass, field, fields
+from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from asyncbench.model.summary import CellSummary
 
 SCHEMA_VERSION = 1
-
-# Flag codes. A flagged figure is never shown as if it were clean.
-FLAG_GENERATOR_BOUND = "generator-bound"  # locust CPU >= ~90% of a core, or near its ceiling
-FLAG_FAILURES = "failures"  # any request failed
-FLAG_SERVER_CRASH = "server-crash"  # server died or respawned a worker during the cell
-FLAG_UNSTABLE = "unstable"  # coefficient of variation across repeats >= threshold
-FLAG_FEW_REQUESTS = "few-requests"  # too few requests per user for percentiles to mean much
-FLAG_ERROR = "error"  # the cell could not be measured (bad body, server did not start, ...)
-FLAG_CODES = (
-    FLAG_GENERATOR_BOUND,
-    FLAG_FAILURES,
-    FLAG_SERVER_CRASH,
-    FLAG_UNSTABLE,
-    FLAG_FEW_REQUESTS,
-    FLAG_ERROR,
-)
-
 
 @dataclass(frozen=True)
 class Flag:
@@ -137,6 +124,13 @@ class Cell:
         """Stable identity of a cell across runs (used by the gate)."""
         extra = "".join(f",{k}={v}" for k, v in sorted(self.params.items()))
         return f"{self.setup}/{self.workload}/{self.variant}/u{self.users}{extra}"
+
+    @cached_property
+    def summary(self) -> CellSummary:
+        """Medians, spread, CPU per request, labels and flags, computed once."""
+        from asyncbench.model.summary import summarize
+
+        return summarize(self)
 
     @property
     def throughputs(self) -> list[float]:

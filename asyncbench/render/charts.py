@@ -32,9 +32,8 @@ from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter, NullLo
 
 from asyncbench.render.format import fmt, fmt_level, fmt_ratio  # noqa: E402
 from asyncbench.model.results import Cell, Run  # noqa: E402
+from asyncbench.analysis.queueing import DEFAULT_DELAY_MS, DEFAULT_FANOUT_CALLS, model_line  # noqa: E402
 from asyncbench.analysis.verdict import (  # noqa: E402
-    DEFAULT_DELAY_MS,
-    DEFAULT_FANOUT_CALLS,
     LOSES,
     WINS,
     Verdict,
@@ -43,7 +42,6 @@ from asyncbench.analysis.verdict import (  # noqa: E402
     delay_sweep_cells,
     is_flagged,
     median_rps,
-    model_line,
     usable_cells,
     variant_kind,
     workload_label,

@@ -27,6 +27,7 @@ from asyncbench.render.format import MISSING, fmt, fmt_level, fmt_ms, fmt_pct, f
 from asyncbench.render.html import TableCell, esc, render_page, table_html
 from asyncbench.model.results import Cell, Run
 from asyncbench.analysis.stats import cv
+from asyncbench.analysis.queueing import fanout_model_inputs, model_line
 from asyncbench.analysis.verdict import (
     CONFIDENCE,
     MIN_REPEATS,
@@ -36,14 +37,12 @@ from asyncbench.analysis.verdict import (
     Side,
     Verdict,
     axis_cells,
-    fanout_model_inputs,
     flag_codes,
     flag_reasons,
     is_flagged,
     is_lower_bound,
     median_p,
     median_rps,
-    model_line,
     usable_cells,
     verdicts,
     workload_order,
