@@ -1,0 +1,26 @@
+"""A committed version-1 run (a real `make bench` on this machine) renders
+with the same verdict sentences, terminal summary, CSV and table numbers as
+when it was recorded: moving code around must not change what a reader sees."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.v1_golden import FIXTURE, rendering
+
+
+@pytest.fixture(scope="module")
+def now() -> dict[str, object]:
+    return rendering()
+
+
+@pytest.fixture(scope="module")
+def golden() -> dict[str, object]:
+    return json.loads((FIXTURE / "golden.json").read_text())
+
+
+@pytest.mark.parametrize("part", ["verdicts", "terminal", "csv", "tables"])
+def test_v1_fixture_renders_as_recorded(now: dict[str, object], golden: dict[str, object], part: str) -> None:
+    assert now[part] == golden[part]
