@@ -15,7 +15,6 @@ import argparse
 import shutil
 import signal
 import sys
-import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +23,6 @@ sys.path.insert(0, str(ROOT))
 
 REPORTS = ROOT / "reports"
 DEFAULT_BASELINE = REPORTS / "baseline.json"
-DEFAULT_PG_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 
 # ------------------------------------------------------------------ scenario loading
@@ -55,49 +53,20 @@ def load_scenario(args: argparse.Namespace) -> Any:
     """Read the scenario file, apply command-line overrides, validate the result."""
     from asyncbench.model import scenario as sc
 
-    path = sc.resolve_path(args.scenario)
-    try:
-        data = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as exc:
-        raise sc.ScenarioError(f"{path}: not valid TOML: {exc}") from None
-    load = data.setdefault("load", {})
-    if getattr(args, "users", None):
-        load["users"] = args.users
-        for w in data.get("workloads", {}).values():
-            if isinstance(w, dict):
-                w.pop("users", None)
-    if getattr(args, "repeats", None):
-        load["repeats"] = args.repeats
-    if getattr(args, "duration", None):
-        load["min_s"] = load["max_s"] = args.duration
-        load.pop("slow_max_s", None)
-    if getattr(args, "warmup", None) is not None:
-        load["warmup_s"] = args.warmup
-    if getattr(args, "processes", None):
-        load["processes"] = args.processes
-    if getattr(args, "setups", None):
-        by_name = {s.get("name"): s for s in data.get("setups", []) if isinstance(s, dict)}
-        data["setups"] = [by_name.get(n, {"name": n}) for n in args.setups]
-    if getattr(args, "workloads", None):
-        wl = data.get("workloads", {})
-        data["workloads"] = {n: wl.get(n, {}) for n in args.workloads}
-    db = getattr(args, "db", None)
-    if db:
-        d = data.setdefault("database", {})
-        if db == "sqlite":
-            d["engine"] = "sqlite"
-        elif db in ("postgres", "postgresql"):
-            d["engine"], d["url"] = "postgres", d.get("url") or DEFAULT_PG_URL
-        elif db.startswith(("postgres://", "postgresql://")):
-            d["engine"], d["url"] = "postgres", db
-        else:
-            raise sc.ScenarioError(f"--db: unknown {db!r}; allowed: sqlite, postgres, or a postgresql:// URL")
-    if getattr(args, "rows", None):
-        data.setdefault("database", {})["rows"] = args.rows
-    try:
-        return sc.parse(data, source=str(path))
-    except sc.ScenarioError as exc:
-        raise sc.ScenarioError(f"{path}: {exc}") from None
+    return sc.load(
+        args.scenario,
+        sc.Overrides(
+            users=tuple(args.users) if getattr(args, "users", None) else None,
+            repeats=getattr(args, "repeats", None),
+            duration=getattr(args, "duration", None),
+            warmup=getattr(args, "warmup", None),
+            processes=getattr(args, "processes", None),
+            setups=tuple(args.setups) if getattr(args, "setups", None) else None,
+            workloads=tuple(args.workloads) if getattr(args, "workloads", None) else None,
+            db=getattr(args, "db", None),
+            rows=getattr(args, "rows", None),
+        ),
+    )
 
 
 # ------------------------------------------------------------------ commands

@@ -7,6 +7,8 @@ unknown workload, variant or setup, a wrong type or an impossible value is a
 
 from __future__ import annotations
 
+import copy
+
 import itertools
 import os
 import tomllib
@@ -359,7 +361,65 @@ def resolve_path(name_or_path: str) -> Path:
     raise ScenarioError(f"no scenario {name_or_path!r}; known scenarios: {', '.join(known)}")
 
 
-def load(name_or_path: str) -> Scenario:
+DEFAULT_PG_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+@dataclass(frozen=True)
+class Overrides:
+    """Command-line changes to a scenario, applied before validation."""
+
+    users: tuple[int, ...] | None = None
+    repeats: int | None = None
+    duration: float | None = None  # a fixed window: min_s = max_s
+    warmup: float | None = None
+    processes: int | None = None
+    setups: tuple[str, ...] | None = None
+    workloads: tuple[str, ...] | None = None
+    db: str | None = None  # sqlite | postgres | a postgresql:// URL
+    rows: int | None = None
+
+
+def apply_overrides(data: dict[str, Any], o: Overrides) -> dict[str, Any]:
+    """The scenario's TOML data with the command line's changes (a new dict)."""
+    data = copy.deepcopy(data)
+    load = data.setdefault("load", {})
+    if o.users:
+        load["users"] = list(o.users)
+        for w in data.get("workloads", {}).values():
+            if isinstance(w, dict):
+                w.pop("users", None)
+    if o.repeats:
+        load["repeats"] = o.repeats
+    if o.duration:
+        load["min_s"] = load["max_s"] = o.duration
+        load.pop("slow_max_s", None)
+    if o.warmup is not None:
+        load["warmup_s"] = o.warmup
+    if o.processes:
+        load["processes"] = o.processes
+    if o.setups:
+        by_name = {s.get("name"): s for s in data.get("setups", []) if isinstance(s, dict)}
+        data["setups"] = [by_name.get(n, {"name": n}) for n in o.setups]
+    if o.workloads:
+        wl = data.get("workloads", {})
+        data["workloads"] = {n: wl.get(n, {}) for n in o.workloads}
+    if o.db:
+        d = data.setdefault("database", {})
+        if o.db == "sqlite":
+            d["engine"] = "sqlite"
+        elif o.db in ("postgres", "postgresql"):
+            d["engine"], d["url"] = "postgres", d.get("url") or DEFAULT_PG_URL
+        elif o.db.startswith(("postgres://", "postgresql://")):
+            d["engine"], d["url"] = "postgres", o.db
+        else:
+            raise ScenarioError(f"--db: unknown {o.db!r}; allowed: sqlite, postgres, or a postgresql:// URL")
+    if o.rows:
+        data.setdefault("database", {})["rows"] = o.rows
+    return data
+
+
+def load(name_or_path: str, overrides: Overrides | None = None) -> Scenario:
+    """Read a scenario file, apply command-line overrides, validate the result."""
     path = resolve_path(name_or_path)
     try:
         data = tomllib.loads(path.read_text())
@@ -368,6 +428,8 @@ def load(name_or_path: str) -> Scenario:
     except tomllib.TOMLDecodeError as exc:
         raise ScenarioError(f"{path}: not valid TOML: {exc}") from None
     try:
+        if overrides is not None:
+            data = apply_overrides(data, overrides)
         return parse(data, source=str(path))
     except ScenarioError as exc:
         raise ScenarioError(f"{path}: {exc}") from None
