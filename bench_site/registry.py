@@ -14,20 +14,50 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-# How a variant waits. `kind` is what the view is declared as (def or async def).
-VARIANTS: dict[str, dict[str, str]] = {
-    "sync": {"kind": "sync", "title": "sync view"},
-    "sync-threads": {
-        "kind": "sync",
-        "title": "sync view, concurrent calls in a thread pool",
-    },
-    "async": {
-        "kind": "async",
-        "title": "async view (httpx.AsyncClient / async ORM API / asyncio)",
-    },
-    "async-aiohttp": {"kind": "async", "title": "async view, aiohttp client"},
-    "async-s2a": {"kind": "async", "title": "async view, sync ORM through sync_to_async"},
+LineStyle = str | tuple[float, tuple[float, ...]]  # a matplotlib line style
+
+
+@dataclass(frozen=True)
+class Variant:
+    """How a view waits. `kind` is what the view is declared as (def or async def)."""
+
+    name: str
+    kind: str  # "sync" or "async"
+    title: str
+    # How charts draw it: sync variants solid-ish, async dashed-ish.
+    line: LineStyle = "-"
+    marker: str = "o"
+
+
+VARIANTS: dict[str, Variant] = {
+    v.name: v
+    for v in (
+        Variant("sync", "sync", "sync view", "-", "o"),
+        Variant("sync-threads", "sync", "sync view, concurrent calls in a thread pool", (0, (6, 2, 1, 2)), "s"),
+        Variant("async", "async", "async view (httpx.AsyncClient / async ORM API / asyncio)", "--", "^"),
+        Variant("async-aiohttp", "async", "async view, aiohttp client", (0, (1, 1.5)), "D"),
+        Variant("async-s2a", "async", "async view, sync ORM through sync_to_async", (0, (4, 1.5, 1, 1.5, 1, 1.5)), "v"),
+    )
 }
+
+
+@dataclass(frozen=True)
+class Contrast:
+    """A comparison between variants that a workload's verdict notes make.
+
+    "alternative": two ways of writing the async view (httpx vs aiohttp, the
+    async ORM API vs sync_to_async); the note also says whether the verdict
+    against sync depends on the choice. "concurrency": the best async variant
+    against overlapping the same calls in threads, so "async" is not confused
+    with "concurrent".
+    """
+
+    topic: str
+    num: tuple[str, ...]
+    den: tuple[str, ...]
+    num_name: str
+    den_name: str
+    kind: str = "alternative"  # or "concurrency"
 
 
 @dataclass(frozen=True)
@@ -45,7 +75,22 @@ class Workload:
     # Whether the workload talks to the upstream service.
     uses_upstream: bool = False
     uses_database: bool = False
+    # Short name for sentences ("fan-out"); `title` is for headings.
+    label: str = ""
+    # Variant comparisons the verdict's notes make.
+    contrasts: tuple[Contrast, ...] = ()
 
+
+_HTTP_CLIENT = Contrast("HTTP client", ("async-aiohttp",), ("async",), "aiohttp", "httpx")
+_CONCURRENCY = Contrast(
+    "concurrency",
+    ("async", "async-aiohttp"),
+    ("sync-threads",),
+    "async",
+    "sync-threads (the calls in a thread pool)",
+    kind="concurrency",
+)
+_ORM_API = Contrast("ORM API", ("async",), ("async-s2a",), "the async ORM API", "sync_to_async")
 
 WORKLOADS: dict[str, Workload] = {
     w.name: w
@@ -55,6 +100,7 @@ WORKLOADS: dict[str, Workload] = {
             "no I/O",
             "A small JSON response, nothing awaited: the pure cost of the request path.",
             ("sync", "async"),
+            label="no-I/O",
         ),
         Workload(
             "fanout",
@@ -65,6 +111,8 @@ WORKLOADS: dict[str, Workload] = {
             ("sync", "sync-threads", "async", "async-aiohttp"),
             params=("calls", "delay_ms"),
             uses_upstream=True,
+            label="fan-out",
+            contrasts=(_HTTP_CLIENT, _CONCURRENCY),
         ),
         Workload(
             "orm",
@@ -74,15 +122,18 @@ WORKLOADS: dict[str, Workload] = {
             ("sync", "async-s2a", "async"),
             params=("rows", "page"),
             uses_database=True,
+            label="ORM",
+            contrasts=(_ORM_API,),
         ),
         Workload(
             "json",
             "JSON containment query",
-            "metadata__contains on an indexed table (GIN jsonb_path_ops on PostgreSQL; "
-            "key lookups on SQLite).",
+            "metadata__contains on an indexed table (GIN jsonb_path_ops on PostgreSQL; key lookups on SQLite).",
             ("sync", "async-s2a", "async"),
             params=("rows",),
             uses_database=True,
+            label="JSON query",
+            contrasts=(_ORM_API,),
         ),
         Workload(
             "json-noindex",
@@ -92,6 +143,8 @@ WORKLOADS: dict[str, Workload] = {
             params=("rows",),
             control_for="json",
             uses_database=True,
+            label="JSON query (no index)",
+            contrasts=(_ORM_API,),
         ),
         Workload(
             "cpu",
@@ -99,6 +152,7 @@ WORKLOADS: dict[str, Workload] = {
             "Fixed pure-Python work (iterated hashing): async cannot help CPU work.",
             ("sync", "async"),
             params=("rounds",),
+            label="CPU-bound",
         ),
         Workload(
             "wait",
@@ -106,6 +160,7 @@ WORKLOADS: dict[str, Workload] = {
             "time.sleep vs asyncio.sleep of a configured duration (long-poll style).",
             ("sync", "async"),
             params=("ms",),
+            label="wait",
         ),
         Workload(
             "stream",
@@ -113,6 +168,7 @@ WORKLOADS: dict[str, Workload] = {
             "StreamingHttpResponse over a sync iterator vs an async iterator.",
             ("sync", "async"),
             params=("chunks",),
+            label="streaming",
         ),
     )
 }
@@ -131,10 +187,9 @@ def endpoint(workload: str, variant: str) -> Endpoint:
         raise KeyError(f"unknown workload {workload!r}; allowed: {', '.join(WORKLOADS)}")
     if variant not in WORKLOADS[workload].variants:
         raise KeyError(
-            f"workload {workload!r} has no variant {variant!r}; "
-            f"allowed: {', '.join(WORKLOADS[workload].variants)}"
+            f"workload {workload!r} has no variant {variant!r}; allowed: {', '.join(WORKLOADS[workload].variants)}"
         )
-    return Endpoint(workload, variant, VARIANTS[variant]["kind"], f"/{variant}/{workload}/")
+    return Endpoint(workload, variant, VARIANTS[variant].kind, f"/{variant}/{workload}/")
 
 
 def endpoints() -> list[Endpoint]:

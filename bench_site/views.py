@@ -19,7 +19,7 @@ async def health(request: HttpRequest) -> HttpResponse:
 def workloads(request: HttpRequest) -> HttpResponse:
     return json_response(
         {
-            "variants": VARIANTS,
+            "variants": {name: dataclasses.asdict(v) for name, v in VARIANTS.items()},
             "workloads": [
                 {
                     **dataclasses.asdict(w),

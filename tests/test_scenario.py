@@ -113,7 +113,7 @@ def test_quick_covers_every_card_workload_sync_and_async_on_wsgi_and_asgi():
     s = sc.load("quick")
     assert {w.name for w in s.workloads} >= {"noio", "fanout", "orm", "json"}
     for w in s.workloads:
-        kinds = {VARIANTS[v]["kind"] for v in w.variants}
+        kinds = {VARIANTS[v].kind for v in w.variants}
         assert kinds == {"sync", "async"}, w.name
     assert {SETUPS[x.kind].interface for x in s.setups} == {"wsgi", "asgi"}
     assert len(s.load.users) >= 2 and s.load.repeats >= 3

@@ -81,7 +81,7 @@ _SHORT_LABELS = {
 def variant_kind(variant: str, fallback: str = "") -> str:
     """"sync" or "async" for a variant, from the registry, else the cell's kind."""
     if _registry is not None and variant in _registry.VARIANTS:
-        return _registry.VARIANTS[variant]["kind"]
+        return _registry.VARIANTS[variant].kind
     if fallback:
         return fallback
     return "async" if variant.startswith("async") else "sync"

@@ -654,7 +654,7 @@ def _all_measured(todo: list[Planned], cells: dict[tuple[Any, ...], Cell]) -> bo
 
 def _measure_one(item: Planned, ctx: _RunContext, gen: LoadGenerator, ceiling: dict[str, Any]) -> None:
     scenario, progress = ctx.scenario, ctx.progress
-    kind = VARIANTS[item.variant]["kind"]
+    kind = VARIANTS[item.variant].kind
     cell = ctx.cells.get(item.cell_id) or Cell(
         setup=item.setup, workload=item.workload, variant=item.variant, kind=kind, users=item.users,
         path=item.path, params=dict(item.params), revision=item.revision)
