@@ -12,20 +12,19 @@ input or an invalid comparison; 130 interrupted (finished measurements kept).
 from __future__ import annotations
 
 import argparse
-import shutil
 import signal
 import sys
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent
-sys.path.insert(0, str(ROOT))
+from asyncbench.commands._common import DEFAULT_BASELINE, FAILED, INTERRUPTED, INVALID, REPORTS, ScenarioOptions
+from asyncbench.model.scenario import Overrides
 
-REPORTS = ROOT / "reports"
-DEFAULT_BASELINE = REPORTS / "baseline.json"
+# The commands are imported when called: `--help` need not load locust,
+# matplotlib or scipy.
 
 
-# ------------------------------------------------------------------ scenario loading
+# ------------------------------------------------------------------ argument types
 
 
 def _csv(value: str) -> list[str]:
@@ -49,23 +48,34 @@ def _env_pairs(values: list[str] | None) -> dict[str, str]:
     return out
 
 
-def load_scenario(args: argparse.Namespace) -> Any:
-    """Read the scenario file, apply command-line overrides, validate the result."""
-    from asyncbench.model import scenario as sc
+def _tuple(values: list[Any] | None) -> tuple[Any, ...] | None:
+    return tuple(values) if values else None
 
-    return sc.load(
-        args.scenario,
-        sc.Overrides(
-            users=tuple(args.users) if getattr(args, "users", None) else None,
-            repeats=getattr(args, "repeats", None),
-            duration=getattr(args, "duration", None),
-            warmup=getattr(args, "warmup", None),
-            processes=getattr(args, "processes", None),
-            setups=tuple(args.setups) if getattr(args, "setups", None) else None,
-            workloads=tuple(args.workloads) if getattr(args, "workloads", None) else None,
-            db=getattr(args, "db", None),
-            rows=getattr(args, "rows", None),
+
+def _path(value: str | None) -> Path | None:
+    return Path(value) if value else None
+
+
+def scenario_options(args: argparse.Namespace) -> ScenarioOptions:
+    """The scenario options of a measuring command, from its parsed arguments."""
+    return ScenarioOptions(
+        scenario=args.scenario,
+        overrides=Overrides(
+            users=_tuple(args.users),
+            repeats=args.repeats,
+            duration=args.duration,
+            warmup=args.warmup,
+            processes=args.processes,
+            setups=_tuple(args.setups),
+            workloads=_tuple(args.workloads),
+            db=args.db,
+            rows=args.rows,
         ),
+        server_env=_env_pairs(args.server_env),
+        reports_dir=Path(args.reports_dir),
+        port_base=args.port_base,
+        # how to reproduce the run, recorded in its results
+        command=("python", "runner.py", *sys.argv[1:]),
     )
 
 
@@ -73,229 +83,94 @@ def load_scenario(args: argparse.Namespace) -> Any:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from asyncbench.execute.run import RunInterrupted, run_scenario
+    from asyncbench.commands import run
 
-    scenario = load_scenario(args)
-    try:
-        run_dir = run_scenario(
-            scenario,
-            reports_dir=Path(args.reports_dir),
-            command=_reproduce_command(),
-            server_env=_env_pairs(args.server_env), port_base=args.port_base,
-        )
-    except RunInterrupted as exc:
-        print(f"\ninterrupted: finished measurements kept in {exc.run_dir}/results.json", file=sys.stderr)
-        _finish(exc.run_dir, args)
-        return 130
-    _finish(run_dir, args)
-    return 0
-
-
-def _finish(run_dir: Path, args: argparse.Namespace) -> None:
-    from asyncbench.model.results import load_run
-
-    run = load_run(run_dir)
-    from asyncbench.render.report import write_report
-    from asyncbench.render.terminal import terminal_summary
-
-    print(terminal_summary(run))
-    if not getattr(args, "no_report", False):
-        print(f"report:  {write_report(run, run_dir)}")
-    print(f"results: {run_dir / 'results.json'}")
-
-
-def _reproduce_command() -> list[str]:
-    return ["python", "runner.py", *sys.argv[1:]]
+    return run.run(options=scenario_options(args), report=not args.no_report)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from asyncbench.render.report import write_report
-    from asyncbench.model.results import load_run
+    from asyncbench.commands import report
 
-    run_dir = Path(args.run_dir)
-    run = load_run(run_dir)
-    out = Path(args.out) if args.out else (run_dir if run_dir.is_dir() else run_dir.parent)
-    page = write_report(run, out)
-    if args.terminal:
-        from asyncbench.render.terminal import terminal_summary
-
-        print(terminal_summary(run))
-    print(f"report: {page}")
-    return 0
+    return report.report(run_dir=Path(args.run_dir), out=_path(args.out), terminal=args.terminal)
 
 
 def cmd_summary(args: argparse.Namespace) -> int:
-    from asyncbench.model.results import load_run
-    from asyncbench.render.terminal import terminal_summary
+    from asyncbench.commands import report
 
-    print(terminal_summary(load_run(args.run_dir)))
-    return 0
+    return report.summary(run_dir=Path(args.run_dir))
 
 
 def cmd_scenarios(args: argparse.Namespace) -> int:
-    from asyncbench.model import scenario as sc
+    from asyncbench.commands import catalog
 
-    status = 0
-    for path in sorted(sc.SCENARIO_DIR.glob("*.toml")):
-        try:
-            s = sc.load(str(path))
-            from asyncbench.execute.run import plan
-
-            n = len(plan(s, [""]))
-            print(f"{path.stem:10s} ok   {n:4d} measurements  {s.description}")
-        except sc.ScenarioError as exc:
-            print(f"{path.stem:10s} BAD  {exc}")
-            status = 2
-    return status
+    return catalog.scenarios()
 
 
 def cmd_setups(args: argparse.Namespace) -> int:
-    from asyncbench.execute.setups import SETUPS
+    from asyncbench.commands import catalog
 
-    for s in SETUPS.values():
-        ka = "keep-alive" if s.keepalive else "no keep-alive"
-        print(f"{s.name:18s} {s.interface}  {s.worker_class:34s} loop={s.event_loop:12s} {ka:13s} {s.notes}")
-    return 0
+    return catalog.setups()
 
 
 def cmd_baseline_save(args: argparse.Namespace) -> int:
-    from asyncbench.model.results import load_run, save_run
+    from asyncbench.commands import baseline
 
-    run = load_run(args.run_dir)
-    if not run.complete:
-        print(f"error: {args.run_dir} is an incomplete run; a baseline must be complete", file=sys.stderr)
-        return 2
-    dest = save_run(run, args.to)
-    print(f"baseline saved: {dest} (run {run.run_id}, {len(run.cells)} cells)")
-    return 0
+    return baseline.save(run_dir=Path(args.run_dir), to=Path(args.to))
 
 
 def cmd_baseline_run(args: argparse.Namespace) -> int:
-    from asyncbench.execute.run import RunInterrupted, run_scenario
+    from asyncbench.commands import baseline
 
-    scenario = load_scenario(args)
-    try:
-        run_dir = run_scenario(scenario, reports_dir=Path(args.reports_dir), command=_reproduce_command(),
-                               server_env=_env_pairs(args.server_env), port_base=args.port_base)
-    except RunInterrupted as exc:
-        print(f"interrupted: no baseline written ({exc.run_dir} kept)", file=sys.stderr)
-        return 130
-    _finish(run_dir, args)
-    args.run_dir = str(run_dir)
-    return cmd_baseline_save(args)
+    return baseline.run(options=scenario_options(args), to=Path(args.to), report=not args.no_report)
 
 
 def cmd_gate(args: argparse.Namespace) -> int:
-    from asyncbench.gate import core as gate_mod
-    from asyncbench.render import gate_page as gate_render
-    from asyncbench.model.results import ResultsError, load_run
+    from asyncbench.commands import gate
 
     if args.ab:
-        return _gate_ab(args)
-    baseline_path = Path(args.baseline)
-    if not baseline_path.exists():
-        print(
-            f"error: no baseline at {baseline_path}. Make one with `make baseline` "
-            "(runs the ci scenario and stores it there), or `python runner.py baseline save RUN_DIR` "
-            "for an existing run; commit it so CI compares against it.",
-            file=sys.stderr,
+        return gate.gate_ab(
+            options=scenario_options(args),
+            revision=args.ab,
+            threshold=args.threshold,
+            alpha=args.alpha,
+            normalize=args.normalize,
+            summary=_path(args.summary),
         )
-        return 2
-    try:
-        baseline = load_run(baseline_path)
-    except ResultsError as exc:
-        print(f"error: baseline {baseline_path}: {exc}", file=sys.stderr)
-        return 2
-    if args.current:
-        run_dir = Path(args.current)
-    else:
-        from asyncbench.execute.run import RunInterrupted, run_scenario
-
-        scenario = load_scenario(args)
-        try:
-            run_dir = run_scenario(scenario, reports_dir=Path(args.reports_dir), command=_reproduce_command(),
-                                   server_env=_env_pairs(args.server_env), port_base=args.port_base)
-        except RunInterrupted as exc:
-            print(f"interrupted ({exc.run_dir} kept)", file=sys.stderr)
-            return 130
-    current = load_run(run_dir)
-    result = gate_mod.compare(baseline, current, **_gate_options(args))
-    return _gate_output(result, baseline, current, run_dir if run_dir.is_dir() else run_dir.parent, args, gate_render)
-
-
-def _gate_options(args: argparse.Namespace) -> dict[str, Any]:
-    opts: dict[str, Any] = {}
-    if args.threshold is not None:
-        opts["threshold"] = args.threshold
-    if args.alpha is not None:
-        opts["alpha"] = args.alpha
-    if args.normalize:
-        opts["normalize"] = args.normalize
-    if args.allow_env_mismatch:
-        opts["allow_env_mismatch"] = True
-    return opts
-
-
-def _gate_output(result: Any, baseline: Any, current: Any, out_dir: Path, args: argparse.Namespace,
-                 gate_render: Any) -> int:
-    print(gate_render.terminal_text(result))
-    # gate.json carries the exit code, so CI can tell 1 from 2 even through make
-    paths = gate_render.write_outputs(result, baseline, current, out_dir)
-    if args.summary:
-        with open(args.summary, "a") as fh:
-            fh.write(paths["markdown"].read_text() + "\n")
-    print(f"comparison: {paths['html']}")
-    return int(result.exit_code)
-
-
-def _gate_ab(args: argparse.Namespace) -> int:
-    """A/B in one job: measure the base revision and the working tree interleaved."""
-    import subprocess
-
-    from asyncbench.gate import core as gate_mod
-    from asyncbench.render import gate_page as gate_render
-    from asyncbench.model.results import load_run
-    from asyncbench.execute.run import RunInterrupted, run_scenario
-
-    worktree = ROOT / "var" / "ab-base"
-    if worktree.exists():
-        subprocess.run(["git", "worktree", "remove", "--force", str(worktree)], cwd=ROOT, check=False)
-        shutil.rmtree(worktree, ignore_errors=True)
-    done = subprocess.run(["git", "worktree", "add", "--detach", str(worktree), args.ab], cwd=ROOT,
-                          capture_output=True, text=True)
-    if done.returncode != 0:
-        print(f"error: cannot check out {args.ab!r}: {done.stderr.strip()}", file=sys.stderr)
-        return 2
-    try:
-        scenario = load_scenario(args)
-        try:
-            run_dir = run_scenario(scenario, reports_dir=Path(args.reports_dir), command=_reproduce_command(),
-                                   server_env=_env_pairs(args.server_env), port_base=args.port_base,
-                                   revisions={"base": worktree, "head": ROOT})
-        except RunInterrupted as exc:
-            print(f"interrupted ({exc.run_dir} kept)", file=sys.stderr)
-            return 130
-    finally:
-        subprocess.run(["git", "worktree", "remove", "--force", str(worktree)], cwd=ROOT, check=False)
-    run = load_run(run_dir)
-    opts = _gate_options(args)
-    opts.pop("allow_env_mismatch", None)
-    result = gate_mod.compare_revisions(run, **opts)
-    return _gate_output(result, run, run, run_dir, args, gate_render)
+    return gate.gate(
+        options=scenario_options(args),
+        baseline=Path(args.baseline),
+        current=_path(args.current),
+        threshold=args.threshold,
+        alpha=args.alpha,
+        normalize=args.normalize,
+        allow_env_mismatch=args.allow_env_mismatch,
+        summary=_path(args.summary),
+    )
 
 
 def cmd_gate_accuracy(args: argparse.Namespace) -> int:
-    from asyncbench.gate import accuracy as gate_accuracy
+    from asyncbench.commands import accuracy
 
-    return int(gate_accuracy.main(args, load_scenario=load_scenario) or 0)
+    return accuracy.gate_accuracy(
+        options=scenario_options(args),
+        pairs=args.pairs,
+        levels=tuple(args.levels),
+        out=_path(args.out),
+        resample=_path(args.resample),
+        splits=args.splits,
+        inject_workloads=args.inject_workloads,
+        target=args.target,
+        normalize=args.normalize,
+    )
 
 
 # ------------------------------------------------------------------ parser
 
 
 def _add_scenario_options(p: argparse.ArgumentParser, default: str) -> None:
-    p.add_argument("scenario", nargs="?", default=default,
-                   help=f"scenario name in scenarios/ or a .toml path (default: {default})")
+    p.add_argument(
+        "scenario", nargs="?", default=default, help=f"scenario name in scenarios/ or a .toml path (default: {default})"
+    )
     p.add_argument("--setups", type=_csv, help="comma-separated setups to run instead of the scenario's")
     p.add_argument("--workloads", type=_csv, help="comma-separated workloads to run instead of the scenario's")
     p.add_argument("--users", type=_ints, help="comma-separated user levels, e.g. 1,8,32")
@@ -305,12 +180,19 @@ def _add_scenario_options(p: argparse.ArgumentParser, default: str) -> None:
     p.add_argument("--processes", type=int, help="load-driver processes (locust) to split users across")
     p.add_argument("--db", help="sqlite (default), postgres (127.0.0.1:5432), or a postgresql:// URL")
     p.add_argument("--rows", type=int, help="rows to seed")
-    p.add_argument("--server-env", action="append", metavar="KEY=VALUE",
-                   help="extra environment for the servers, e.g. BENCH_INJECT_CPU_US=500 (repeatable)")
+    p.add_argument(
+        "--server-env",
+        action="append",
+        metavar="KEY=VALUE",
+        help="extra environment for the servers, e.g. BENCH_INJECT_CPU_US=500 (repeatable)",
+    )
     p.add_argument("--reports-dir", default=str(REPORTS), help="where run folders go (default: reports/)")
-    p.add_argument("--port-base", type=int,
-                   help="serve setups on consecutive ports from this one (default: free ports from the OS); "
-                   "a port already in use is an error naming it")
+    p.add_argument(
+        "--port-base",
+        type=int,
+        help="serve setups on consecutive ports from this one (default: free ports from the OS); "
+        "a port already in use is an error naming it",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -358,25 +240,37 @@ def build_parser() -> argparse.ArgumentParser:
     _add_scenario_options(p, "ci")
     p.add_argument("--baseline", default=str(DEFAULT_BASELINE), help="baseline results file")
     p.add_argument("--current", help="compare this existing run instead of measuring")
-    p.add_argument("--ab", metavar="REV",
-                   help="A/B in one job: measure git revision REV and the working tree interleaved")
+    p.add_argument(
+        "--ab", metavar="REV", help="A/B in one job: measure git revision REV and the working tree interleaved"
+    )
     p.add_argument("--threshold", type=float, help="practical threshold (fraction, default from scenario or 0.10)")
     p.add_argument("--alpha", type=float, help="family-wise significance level (default 0.05)")
-    p.add_argument("--normalize", choices=["none", "calibration", "async-sync-ratio"],
-                   help="compare raw figures, figures divided by the calibration cell, or async/sync ratios")
-    p.add_argument("--allow-env-mismatch", action="store_true",
-                   help="compare runs from different environments anyway (with a warning)")
+    p.add_argument(
+        "--normalize",
+        choices=["none", "calibration", "async-sync-ratio"],
+        help="compare raw figures, figures divided by the calibration cell, or async/sync ratios",
+    )
+    p.add_argument(
+        "--allow-env-mismatch",
+        action="store_true",
+        help="compare runs from different environments anyway (with a warning)",
+    )
     p.add_argument("--summary", metavar="FILE", help="append the Markdown summary here (e.g. $GITHUB_STEP_SUMMARY)")
     p.set_defaults(func=cmd_gate)
 
-    p = sub.add_parser("gate-accuracy",
-                       help="benchmark the gate itself: false-alarm rate (A/A) and detection rate for injected slowdowns")
+    p = sub.add_parser(
+        "gate-accuracy",
+        help="benchmark the gate itself: false-alarm rate (A/A) and detection rate for injected slowdowns",
+    )
     _add_scenario_options(p, "ci")
     p.add_argument("--pairs", type=int, default=5, help="A/A and injected pairs per level")
     p.add_argument("--levels", type=_ints, default=[10, 20, 50], help="injected slowdowns in percent")
     p.add_argument("--out", help="write the results as JSON here")
-    p.add_argument("--resample", metavar="RUN_DIR",
-                   help="instead of measuring, estimate from one run with many repeats (resampling, labelled as such)")
+    p.add_argument(
+        "--resample",
+        metavar="RUN_DIR",
+        help="instead of measuring, estimate from one run with many repeats (resampling, labelled as such)",
+    )
     p.add_argument("--splits", type=int, default=200, help="random A/A splits for --resample")
     p.add_argument("--inject-workloads", help="comma list for BENCH_INJECT_WORKLOADS (default: noio)")
     p.add_argument("--target", help="cell key the injected slowdown is sized for")
@@ -407,19 +301,16 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args))
     except ScenarioError as exc:
         print(f"error: bad scenario: {exc}", file=sys.stderr)
-        return 2
-    except ResultsError as exc:
+        return INVALID
+    except (ResultsError, PortInUseError) as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except PortInUseError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return INVALID
     except ProcessError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 1
+        return FAILED
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
-        return 130
+        return INTERRUPTED
 
 
 if __name__ == "__main__":

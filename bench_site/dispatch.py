@@ -17,8 +17,8 @@ from django.core.exceptions import ImproperlyConfigured
 from django.http import HttpRequest, HttpResponseBase
 
 from bench_site.injection import Injection
-from bench_site.params import WORKLOAD_PARAMS, BadParam, parse_params
-from bench_site.registry import Endpoint
+from bench_site.params import BadParam, parse_params
+from bench_site.registry import WORKLOADS, Endpoint
 from bench_site.responses import error_response
 
 SyncView = Callable[..., HttpResponseBase]
@@ -36,7 +36,7 @@ def _method_not_allowed() -> HttpResponseBase:
 
 def measured_view(endpoint: Endpoint, view: View, injection: Injection) -> View:
     """Wrap `view`, which implements `endpoint`, as a Django view."""
-    specs = WORKLOAD_PARAMS[endpoint.workload]
+    specs = WORKLOADS[endpoint.workload].params
     inject = injection.applies_to(endpoint.workload)
     is_async = iscoroutinefunction(view)
     if is_async != (endpoint.kind == "async"):

@@ -47,9 +47,7 @@ class Item(ItemBase):
         # operators (?, ?|, ?&), and @> is the only operator the json workload
         # uses. The migration creates it on PostgreSQL only (see
         # migrations/0001_initial.py); on SQLite there is no GIN.
-        indexes = [
-            GinIndex(fields=["metadata"], opclasses=["jsonb_path_ops"], name=GIN_INDEX_NAME),
-        ]
+        indexes = (GinIndex(fields=["metadata"], opclasses=["jsonb_path_ops"], name=GIN_INDEX_NAME),)
 
 
 class ItemNoIndex(ItemBase):

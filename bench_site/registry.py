@@ -2,8 +2,12 @@
 
 This module is pure data: it imports nothing from Django, so the runner, the
 scenario validator and the report can enumerate the matrix without configuring
-a site. `bench_site/urls.py` builds its URL patterns from it and a test checks
-that every entry here resolves to a view, so the two cannot drift apart.
+a site. Everything about a workload is declared here once: its variants, its
+query parameters with their bounds and defaults (the site's 400s and the
+scenario validator both read them), and where its views live. `urls.py`
+imports the views named here and a test checks that every endpoint resolves to
+a view, so a new workload is one module under `bench_site/workloads/` plus one
+entry here.
 
 URL scheme: ``/<variant>/<workload>/`` (for example ``/sync/noio/``,
 ``/async/noio/``, ``/async-aiohttp/fanout/``). Twins of one workload return
@@ -61,14 +65,35 @@ class Contrast:
 
 
 @dataclass(frozen=True)
+class Param:
+    """An integer query parameter of a workload's views.
+
+    The default is the Django setting `default_setting` names (so a server's
+    environment can change it), else `fixed_default`; with neither the
+    parameter is optional and an absent one reaches the view as None.
+    """
+
+    name: str
+    minimum: int
+    maximum: int
+    default_setting: str | None = None
+    fixed_default: int | None = None
+
+    def allowed(self) -> dict[str, int]:
+        return {"min": self.minimum, "max": self.maximum}
+
+
+@dataclass(frozen=True)
 class Workload:
     name: str
     title: str
     description: str
     variants: tuple[str, ...]
-    # Query parameters the views accept (all integers), with their defaults as
-    # documented; the site's settings hold the effective defaults.
-    params: tuple[str, ...] = ()
+    # "module:ATTRIBUTE", a mapping of variant -> view; a string so that this
+    # module stays free of Django.
+    views: str
+    # The query parameters every variant's view takes, as keyword arguments.
+    params: tuple[Param, ...] = ()
     # Another workload this one is the control for (json-noindex -> json), so
     # the report can say what the difference buys.
     control_for: str | None = None
@@ -92,6 +117,8 @@ _CONCURRENCY = Contrast(
 )
 _ORM_API = Contrast("ORM API", ("async",), ("async-s2a",), "the async ORM API", "sync_to_async")
 
+_JSON_PARAMS = (Param("rows", 1, 500, "BENCH_JSON_ROWS"),)
+
 WORKLOADS: dict[str, Workload] = {
     w.name: w
     for w in (
@@ -100,6 +127,7 @@ WORKLOADS: dict[str, Workload] = {
             "no I/O",
             "A small JSON response, nothing awaited: the pure cost of the request path.",
             ("sync", "async"),
+            views="bench_site.workloads.noio:VIEWS",
             label="no-I/O",
         ),
         Workload(
@@ -109,7 +137,12 @@ WORKLOADS: dict[str, Workload] = {
             "sync-threads: httpx.Client in a thread pool; async: httpx.AsyncClient with "
             "asyncio.gather; async-aiohttp: aiohttp with asyncio.gather.",
             ("sync", "sync-threads", "async", "async-aiohttp"),
-            params=("calls", "delay_ms"),
+            views="bench_site.workloads.fanout:VIEWS",
+            params=(
+                Param("calls", 1, 100, "BENCH_FANOUT_CALLS"),
+                # Optional: absent means the upstream's own default delay applies.
+                Param("delay_ms", 0, 10_000),
+            ),
             uses_upstream=True,
             label="fan-out",
             contrasts=(_HTTP_CLIENT, _CONCURRENCY),
@@ -120,7 +153,8 @@ WORKLOADS: dict[str, Workload] = {
             "A page of rows (default 20) of a model with a JSONField. sync: the ORM; "
             "async-s2a: the same code through sync_to_async; async: Django's async ORM API.",
             ("sync", "async-s2a", "async"),
-            params=("rows", "page"),
+            views="bench_site.workloads.orm:VIEWS",
+            params=(Param("rows", 1, 500, "BENCH_ORM_ROWS"), Param("page", 1, 1_000_000, fixed_default=1)),
             uses_database=True,
             label="ORM",
             contrasts=(_ORM_API,),
@@ -130,7 +164,8 @@ WORKLOADS: dict[str, Workload] = {
             "JSON containment query",
             "metadata__contains on an indexed table (GIN jsonb_path_ops on PostgreSQL; key lookups on SQLite).",
             ("sync", "async-s2a", "async"),
-            params=("rows",),
+            views="bench_site.workloads.jsonq:VIEWS",
+            params=_JSON_PARAMS,
             uses_database=True,
             label="JSON query",
             contrasts=(_ORM_API,),
@@ -140,7 +175,8 @@ WORKLOADS: dict[str, Workload] = {
             "JSON containment query, no index",
             "The same query on an identical table without the GIN index.",
             ("sync", "async-s2a", "async"),
-            params=("rows",),
+            views="bench_site.workloads.jsonq:NOINDEX_VIEWS",
+            params=_JSON_PARAMS,
             control_for="json",
             uses_database=True,
             label="JSON query (no index)",
@@ -151,7 +187,8 @@ WORKLOADS: dict[str, Workload] = {
             "CPU-bound",
             "Fixed pure-Python work (iterated hashing): async cannot help CPU work.",
             ("sync", "async"),
-            params=("rounds",),
+            views="bench_site.workloads.cpu:VIEWS",
+            params=(Param("rounds", 1, 1_000_000, "BENCH_CPU_ROUNDS"),),
             label="CPU-bound",
         ),
         Workload(
@@ -159,7 +196,8 @@ WORKLOADS: dict[str, Workload] = {
             "wait",
             "time.sleep vs asyncio.sleep of a configured duration (long-poll style).",
             ("sync", "async"),
-            params=("ms",),
+            views="bench_site.workloads.wait:VIEWS",
+            params=(Param("ms", 0, 10_000, "BENCH_WAIT_MS"),),
             label="wait",
         ),
         Workload(
@@ -167,7 +205,8 @@ WORKLOADS: dict[str, Workload] = {
             "streaming",
             "StreamingHttpResponse over a sync iterator vs an async iterator.",
             ("sync", "async"),
-            params=("chunks",),
+            views="bench_site.workloads.stream:VIEWS",
+            params=(Param("chunks", 1, 10_000, "BENCH_STREAM_CHUNKS"),),
             label="streaming",
         ),
     )

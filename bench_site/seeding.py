@@ -74,7 +74,7 @@ def is_seeded(model: type[ItemBase], rows: int) -> bool:
     bounds = manager.aggregate(low=Min("id"), high=Max("id"))
     if bounds != {"low": 1, "high": rows}:
         return False
-    stored = {item.pk: item.to_dict() for item in manager.filter(id__in=_sample_ids(rows))}
+    stored = {item.pk: item.to_dict() for item in manager.filter(pk__in=_sample_ids(rows))}
     return all(stored.get(i) == {"id": i, **row(i)} for i in _sample_ids(rows))
 
 
@@ -86,10 +86,14 @@ def _batches(rows: int, batch: int) -> Iterator[list[tuple[int, dict[str, Any]]]
 def _empty(model: type[ItemBase]) -> None:
     # The backend's own flush SQL: TRUNCATE ... RESTART IDENTITY on PostgreSQL,
     # DELETE plus a sqlite_sequence reset on SQLite.
-    statements = connection.ops.sql_flush(
-        no_style(), [model._meta.db_table], reset_sequences=True
-    )
+    statements = connection.ops.sql_flush(no_style(), [model._meta.db_table], reset_sequences=True)
     connection.ops.execute_sql_flush(statements)
+
+
+def _with_pk(item: ItemBase, pk: int) -> ItemBase:
+    # Through `pk`: the abstract ItemBase declares no `id` for the type checker.
+    item.pk = pk
+    return item
 
 
 def _load(models: list[type[ItemBase]], rows: int, batch: int, progress: Progress) -> None:
@@ -101,7 +105,7 @@ def _load(models: list[type[ItemBase]], rows: int, batch: int, progress: Progres
         # Each row is generated once and written to every table being loaded.
         for rows_batch in _batches(rows, batch):
             for model in models:
-                objects = [model(id=i, **fields) for i, fields in rows_batch]
+                objects = [_with_pk(model(**fields), i) for i, fields in rows_batch]
                 model._default_manager.bulk_create(objects, batch_size=batch)
             done += len(rows_batch)
             progress(f"  {names}: {done}/{rows}")

@@ -117,18 +117,14 @@ def _postgres_from_url(url: str) -> dict[str, object]:
     """
     parts = urlsplit(url)
     if parts.scheme not in {"postgresql", "postgres"}:
-        raise ImproperlyConfigured(
-            f"BENCH_DATABASE_URL: scheme {parts.scheme!r} not supported; use postgresql://"
-        )
+        raise ImproperlyConfigured(f"BENCH_DATABASE_URL: scheme {parts.scheme!r} not supported; use postgresql://")
     name = unquote(parts.path.lstrip("/"))
     if not name:
         raise ImproperlyConfigured("BENCH_DATABASE_URL: no database name in the path")
     pool_min = _env_int("BENCH_DB_POOL_MIN", 2, minimum=0, maximum=1000)
     pool_max = _env_int("BENCH_DB_POOL_MAX", 20, minimum=1, maximum=1000)
     if pool_min > pool_max:
-        raise ImproperlyConfigured(
-            f"BENCH_DB_POOL_MIN={pool_min} is larger than BENCH_DB_POOL_MAX={pool_max}"
-        )
+        raise ImproperlyConfigured(f"BENCH_DB_POOL_MIN={pool_min} is larger than BENCH_DB_POOL_MAX={pool_max}")
     return {
         "ENGINE": "django.db.backends.postgresql",
         "NAME": name,
@@ -180,9 +176,7 @@ _DATABASE_URL = os.environ.get("BENCH_DATABASE_URL", "")
 if _DATABASE_URL:
     DATABASES = {"default": _postgres_from_url(_DATABASE_URL)}
 else:
-    _sqlite_path = Path(
-        os.environ.get("BENCH_SQLITE_PATH") or BASE_DIR / "var" / "bench.sqlite3"
-    ).resolve()
+    _sqlite_path = Path(os.environ.get("BENCH_SQLITE_PATH") or BASE_DIR / "var" / "bench.sqlite3").resolve()
     DATABASES = {"default": _sqlite(_sqlite_path)}
 
 # --- workloads ----------------------------------------------------------------

@@ -12,6 +12,7 @@ Tests that must hold on both databases take the `backend` fixture, whose
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import selectors
@@ -118,17 +119,13 @@ def python_env(**overrides: str) -> dict[str, str]:
 def stop_process(proc: subprocess.Popen[bytes], timeout: float = 10.0) -> int:
     """SIGTERM to the process group, SIGKILL after `timeout`; returns the exit code."""
     if proc.poll() is None:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
         try:
             proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
             proc.wait(timeout=timeout)
     for stream in (proc.stdin, proc.stdout, proc.stderr):
         if stream is not None:
@@ -138,9 +135,7 @@ def stop_process(proc: subprocess.Popen[bytes], timeout: float = 10.0) -> int:
     return code
 
 
-def read_line_matching(
-    proc: subprocess.Popen[bytes], pattern: re.Pattern[str], deadline: float
-) -> re.Match[str]:
+def read_line_matching(proc: subprocess.Popen[bytes], pattern: re.Pattern[str], deadline: float) -> re.Match[str]:
     """Read proc's stdout line by line until `pattern` matches, by a deadline."""
     assert proc.stdout is not None
     stdout: IO[bytes] = proc.stdout
@@ -284,9 +279,7 @@ class BarrierUpstream:
         self.max_in_flight = 0
 
 
-async def _barrier_handle(
-    state: BarrierUpstream, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-) -> None:
+async def _barrier_handle(state: BarrierUpstream, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     state._writers.add(writer)
     try:
         while True:
@@ -298,10 +291,8 @@ async def _barrier_handle(
             assert state._arrived is not None
             if state.in_flight >= state.barrier:
                 state._arrived.set()
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(state._arrived.wait(), state.hold_timeout_s)
-            except TimeoutError:
-                pass
             if state.delay_s:
                 await asyncio.sleep(state.delay_s)
             state.in_flight -= 1
@@ -316,7 +307,8 @@ async def _barrier_handle(
             )
             writer.write(
                 f"HTTP/1.1 {state.status} X\r\nContent-Type: application/json\r\n"
-                f"Content-Length: {len(body)}\r\n\r\n".encode() + body
+                f"Content-Length: {len(body)}\r\n\r\n".encode()
+                + body
             )
             await writer.drain()
     except (asyncio.IncompleteReadError, ConnectionError):
@@ -335,9 +327,7 @@ def barrier_upstream() -> Iterator[BarrierUpstream]:
 
     async def main() -> None:
         state._arrived = asyncio.Event()
-        server = await asyncio.start_server(
-            lambda r, w: _barrier_handle(state, r, w), "127.0.0.1", 0
-        )
+        server = await asyncio.start_server(lambda r, w: _barrier_handle(state, r, w), "127.0.0.1", 0)
         state.url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
         stop.append(asyncio.Event())
         ready.set()

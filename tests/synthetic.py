@@ -68,7 +68,7 @@ def make_setup(
     mentions an ASGI server)."""
     asgi = any(s in name for s in ("uvicorn", "daphne", "asgi", "hypercorn"))
     interface = interface or ("asgi" if asgi else "wsgi")
-    server = server or name.split("-")[0]
+    server = server or name.split("-", maxsplit=1)[0]
     worker_class = worker_class or ("gthread" if "gthread" in name else "asgi" if asgi else "sync")
     return SetupInfo(
         name=name,
@@ -136,7 +136,7 @@ def make_repeat(
     flags: Iterable[Flag | tuple[str, str] | str] = (),
     started_at: float = 1_700_000_000.0,
 ) -> Repeat:
-    requests = int(round(rps * duration_s))
+    requests = round(rps * duration_s)
     # Little's law for a closed loop: mean time in system = users / throughput.
     mean_ms = users / rps * 1000.0 if rps > 0 else 0.0
     p50 = p50_ms if p50_ms is not None else mean_ms * 0.9
@@ -150,7 +150,7 @@ def make_repeat(
         p99_ms=p99,
         max_ms=p99 * 1.5,
     )
-    per_s = max(1, int(round(rps)))
+    per_s = max(1, round(rps))
     series = tuple(Second(float(t), per_s, 0, p50, p99) for t in range(int(duration_s)))
     return Repeat(
         index=index,
@@ -265,7 +265,13 @@ def make_run(
     ]
     for m in missing:
         planned.append(
-            {"setup": m[0], "workload": m[1], "variant": m[2], "users": m[3], "params": dict(m[4]) if len(m) > 4 else {}}  # type: ignore[misc]
+            {
+                "setup": m[0],
+                "workload": m[1],
+                "variant": m[2],
+                "users": m[3],
+                "params": dict(m[4]) if len(m) > 4 else {},
+            }  # type: ignore[misc]
         )
     sr: dict[str, Any] = {
         "name": scenario,
@@ -304,7 +310,9 @@ def make_run(
         complete=complete,
         interrupted=(not complete) if interrupted is None else interrupted,
         environment=env,
-        generator_ceiling=generator_ceiling if generator_ceiling is not None else {"rps": 4000.0, "cpu_percent": 99.0, "users": 64},
+        generator_ceiling=generator_ceiling
+        if generator_ceiling is not None
+        else {"rps": 4000.0, "cpu_percent": 99.0, "users": 64},
         setups=setups,
         cells=cells,
         notes=tuple(notes),
@@ -382,9 +390,13 @@ def demo_run(*, complete: bool = True) -> Run:
 
     cells = make_matrix(
         setups,
-        {"noio": ["sync", "async"], "fanout": ["sync", "sync-threads", "async", "async-aiohttp"],
-         "orm": ["sync", "async-s2a", "async"], "json": ["sync", "async-s2a", "async"],
-         "json-noindex": ["sync", "async-s2a", "async"]},
+        {
+            "noio": ["sync", "async"],
+            "fanout": ["sync", "sync-threads", "async", "async-aiohttp"],
+            "orm": ["sync", "async-s2a", "async"],
+            "json": ["sync", "async-s2a", "async"],
+            "json-noindex": ["sync", "async-s2a", "async"],
+        },
         users,
         rps,
         repeats=3,
@@ -392,12 +404,26 @@ def demo_run(*, complete: bool = True) -> Run:
     # ASGI costs Django 2-3x more CPU per request (MEASURED.md); httpx more again.
     cpu_ms = {"noio": 0.4, "fanout": 2.0, "orm": 1.5, "json": 1.6, "json-noindex": 9.0}
     cells = [
-        replace(c, repeats=tuple(
-            replace(r, server_cpu_s=r.requests * cpu_ms[c.workload] / 1000.0
-                    * (2.5 if c.setup in asgi else 1.0) * (3.0 if c.variant == "async" and c.workload == "fanout" else 1.0),
-                    server_rss_peak_mb={"gunicorn-sync": 62.0, "gunicorn-gthread": 71.0, "uvicorn": 58.0,
-                                        "gunicorn-uvicorn": 96.0}[c.setup])
-            for r in c.repeats))
+        replace(
+            c,
+            repeats=tuple(
+                replace(
+                    r,
+                    server_cpu_s=r.requests
+                    * cpu_ms[c.workload]
+                    / 1000.0
+                    * (2.5 if c.setup in asgi else 1.0)
+                    * (3.0 if c.variant == "async" and c.workload == "fanout" else 1.0),
+                    server_rss_peak_mb={
+                        "gunicorn-sync": 62.0,
+                        "gunicorn-gthread": 71.0,
+                        "uvicorn": 58.0,
+                        "gunicorn-uvicorn": 96.0,
+                    }[c.setup],
+                )
+                for r in c.repeats
+            ),
+        )
         for c in cells
     ]
     cells = [_with_params(c) for c in cells]
@@ -421,7 +447,8 @@ def demo_run(*, complete: bool = True) -> Run:
     cells.append(
         make_cell("gunicorn-uvicorn", "orm", "async", 64, [], status="error", error="server did not start: exit 3")
     )
-    cells = [c for c in cells if not (c.setup, c.workload, c.variant, c.users) == ("gunicorn-uvicorn", "orm", "async", 64) or c.status == "error"]
+    failed = ("gunicorn-uvicorn", "orm", "async", 64)
+    cells = [c for c in cells if (c.setup, c.workload, c.variant, c.users) != failed or c.status == "error"]
     return make_run(
         cells,
         missing=[("gunicorn-uvicorn", "noio", "async", 64)],
@@ -441,8 +468,9 @@ def _with_params(c: Cell) -> Cell:
 
 def _flag(cells: list[Cell], setup: str, workload: str, variant: str, users: int, flag: tuple[str, str]) -> list[Cell]:
     return [
-        replace(c, flags=c.flags + (Flag(*flag),))
-        if (c.setup, c.workload, c.variant, c.users) == (setup, workload, variant, users) and not c.params.get("delay_ms", 50) != 50
+        replace(c, flags=(*c.flags, Flag(*flag)))
+        if (c.setup, c.workload, c.variant, c.users) == (setup, workload, variant, users)
+        and c.params.get("delay_ms", 50) == 50
         else c
         for c in cells
     ]

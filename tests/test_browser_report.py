@@ -42,10 +42,21 @@ def _chromium() -> str:
 def _run_chromium(chromium: str, url: str, *extra: str) -> subprocess.CompletedProcess[str]:
     with tempfile.TemporaryDirectory(prefix="chromium-profile-") as profile:
         args = [
-            chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-            "--disable-background-networking", "--disable-component-update", "--disable-sync",
-            "--hide-scrollbars", f"--user-data-dir={profile}", "--enable-logging=stderr", "--v=0",
-            *extra, url,
+            chromium,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--hide-scrollbars",
+            f"--user-data-dir={profile}",
+            "--enable-logging=stderr",
+            "--v=0",
+            *extra,
+            url,
         ]
         return subprocess.run(args, capture_output=True, text=True, timeout=TIMEOUT_S, check=False)
 
@@ -77,7 +88,7 @@ def test_console_detection_works(tmp_path: Path) -> None:
     """The check above would catch a broken script (guards against a silent pass)."""
     chromium = _chromium()
     bad = tmp_path / "bad.html"
-    bad.write_text('<!DOCTYPE html><html><body><script>missingFunction();</script></body></html>')
+    bad.write_text("<!DOCTYPE html><html><body><script>missingFunction();</script></body></html>")
     proc = _run_chromium(chromium, bad.as_uri(), "--dump-dom")
     assert any("missingFunction" in line for line in _console_lines(proc.stderr))
 

@@ -14,7 +14,9 @@ from typing import Any
 
 import pytest
 
-from asyncbench.gate import core as gate
+from asyncbench.gate import decide
+from asyncbench.gate.api import compare
+from asyncbench.gate.config import GateConfigError, validate_gate_section
 from asyncbench.model.results import Cell, Flag, Run
 from tests.synthetic import make_cell, make_run, make_setup
 
@@ -95,7 +97,7 @@ def slower(
     return scale
 
 
-def verdicts(result: gate.GateResult) -> dict[tuple[str, str], str]:
+def verdicts(result: decide.GateResult) -> dict[tuple[str, str], str]:
     return {(c.key, c.metric): c.verdict for c in result.comparisons}
 
 
@@ -104,26 +106,26 @@ def verdicts(result: gate.GateResult) -> dict[tuple[str, str], str]:
 
 def test_identical_runs_pass() -> None:
     run = build_run()
-    result = gate.compare(run, run)
-    assert result.exit_code == gate.EXIT_OK
-    assert result.outcome == gate.OUTCOME_PASS
-    assert set(verdicts(result).values()) == {gate.VERDICT_NO_CHANGE}
+    result = compare(run, run)
+    assert result.exit_code == decide.EXIT_OK
+    assert result.outcome == decide.OUTCOME_PASS
+    assert set(verdicts(result).values()) == {decide.VERDICT_NO_CHANGE}
     assert result.tests == 16  # 8 cells x 2 metrics
     assert "No regression" in result.headline
 
 
 def test_same_distribution_different_draws_pass() -> None:
     for seed in range(2, 7):
-        result = gate.compare(build_run(seed=1), build_run(seed=seed))
-        assert result.exit_code == gate.EXIT_OK, result.reasons
+        result = compare(build_run(seed=1), build_run(seed=seed))
+        assert result.exit_code == decide.EXIT_OK, result.reasons
 
 
 def test_shift_beyond_threshold_fails_on_that_cell_only() -> None:
     baseline = build_run(seed=1)
     current = build_run(seed=2, scale=slower(0.75, setup="uvicorn", workload="orm", variant="sync"))
-    result = gate.compare(baseline, current)
-    assert result.exit_code == gate.EXIT_REGRESSION
-    assert result.outcome == gate.OUTCOME_REGRESSION
+    result = compare(baseline, current)
+    assert result.exit_code == decide.EXIT_REGRESSION
+    assert result.outcome == decide.OUTCOME_REGRESSION
     regressed = {(c.key, c.metric) for c in result.regressions}
     assert regressed == {("uvicorn/orm/sync/u16", "throughput"), ("uvicorn/orm/sync/u16", "p99")}
     c = next(c for c in result.regressions if c.metric == "throughput")
@@ -137,9 +139,9 @@ def test_significant_but_tiny_change_passes() -> None:
     # 2% slower with a 0.2% spread: the rank test is sure, the change is small.
     baseline = build_run(seed=1, sd=0.002)
     current = build_run(seed=2, sd=0.002, scale=slower(0.98, workload="noio"))
-    result = gate.compare(baseline, current)
-    assert result.exit_code == gate.EXIT_OK
-    below = [c for c in result.comparisons if c.verdict == gate.VERDICT_BELOW_THRESHOLD]
+    result = compare(baseline, current)
+    assert result.exit_code == decide.EXIT_OK
+    below = [c for c in result.comparisons if c.verdict == decide.VERDICT_BELOW_THRESHOLD]
     assert {c.workload for c in below} == {"noio"}
     assert all(c.p_adjusted is not None and c.p_adjusted <= 0.05 for c in below)
     assert any("below threshold" in r for r in result.reasons)
@@ -150,15 +152,16 @@ def test_large_but_noisy_change_is_not_significant() -> None:
     c = [85.0, 50.0, 125.0, 80.0, 60.0, 115.0]  # medians 12% lower, but within the noise
     base = finish_run([make_cell("uvicorn", "noio", "sync", 16, b)])
     cur = finish_run([make_cell("uvicorn", "noio", "sync", 16, c)])
-    result = gate.compare(base, cur, metrics=["throughput"])
-    assert result.exit_code == gate.EXIT_OK
-    assert verdicts(result)[("uvicorn/noio/sync/u16", "throughput")] == gate.VERDICT_NOT_SIGNIFICANT
+    result = compare(base, cur, metrics=["throughput"])
+    assert result.exit_code == decide.EXIT_OK
+    assert verdicts(result)[("uvicorn/noio/sync/u16", "throughput")] == decide.VERDICT_NOT_SIGNIFICANT
 
 
 def test_improvement_is_reported_and_passes() -> None:
-    result = gate.compare(build_run(seed=1), build_run(seed=2, scale=slower(1.3, workload="orm")))
-    assert result.exit_code == gate.EXIT_OK
-    assert {c.workload for c in result.improvements} == {"orm"}
+    result = compare(build_run(seed=1), build_run(seed=2, scale=slower(1.3, workload="orm")))
+    assert result.exit_code == decide.EXIT_OK
+    improvements = [c for c in result.comparisons if c.verdict == decide.VERDICT_IMPROVEMENT]
+    assert {c.workload for c in improvements} == {"orm"}
 
 
 # ------------------------------------------------------------------ Holm
@@ -176,18 +179,18 @@ def _borderline_cells(n_cells: int) -> tuple[list[Cell], list[Cell]]:
 
 def test_holm_correction_matters() -> None:
     base, cur = _borderline_cells(1)
-    one = gate.compare(finish_run(base), finish_run(cur), metrics=["throughput"])
-    assert one.exit_code == gate.EXIT_REGRESSION
+    one = compare(finish_run(base), finish_run(cur), metrics=["throughput"])
+    assert one.exit_code == decide.EXIT_REGRESSION
     assert one.comparisons[0].p_value == pytest.approx(4 / 924)
 
     base, cur = _borderline_cells(20)
-    many = gate.compare(finish_run(base), finish_run(cur), metrics=["throughput"])
+    many = compare(finish_run(base), finish_run(cur), metrics=["throughput"])
     # 20 tests: Holm's first step needs p <= 0.05 / 20 = 0.0025 > 0.0043 -> nothing rejected
     assert many.tests == 20
-    assert many.exit_code == gate.EXIT_OK
+    assert many.exit_code == decide.EXIT_OK
     assert all(c.p_value == pytest.approx(4 / 924) for c in many.comparisons)
     assert all(c.p_adjusted is not None and c.p_adjusted > 0.05 for c in many.comparisons)
-    assert {c.verdict for c in many.comparisons} == {gate.VERDICT_NOT_SIGNIFICANT}
+    assert {c.verdict for c in many.comparisons} == {decide.VERDICT_NOT_SIGNIFICANT}
     # without the correction each of the 20 would have been a "regression"
     assert all(c.p_value is not None and c.p_value < 0.05 for c in many.comparisons)
 
@@ -195,8 +198,8 @@ def test_holm_correction_matters() -> None:
 def test_too_many_tests_for_the_repeats_is_invalid() -> None:
     # 6 vs 6 repeats reach p = 1/924 at best; 50 tests need p <= 0.001: blind.
     base, cur = _borderline_cells(50)
-    result = gate.compare(finish_run(base), finish_run(cur), metrics=["throughput"])
-    assert result.exit_code == gate.EXIT_INVALID
+    result = compare(finish_run(base), finish_run(cur), metrics=["throughput"])
+    assert result.exit_code == decide.EXIT_INVALID
     assert any("smallest reachable p" in r for r in result.reasons)
 
 
@@ -206,9 +209,9 @@ def test_ties_use_the_exact_test() -> None:
     c = [12.0, 12.0, 12.0, 12.1, 12.1, 10.1]
     base = finish_run([make_cell("uvicorn", "noio", "sync", 16, [1000.0] * 6, p99_ms=b)])
     cur = finish_run([make_cell("uvicorn", "noio", "sync", 16, [1000.0] * 6, p99_ms=c)])
-    result = gate.compare(base, cur, metrics=["p99"])
+    result = compare(base, cur, metrics=["p99"])
     comp = result.comparisons[0]
-    assert comp.verdict == gate.VERDICT_REGRESSION
+    assert comp.verdict == decide.VERDICT_REGRESSION
     assert comp.p_value is not None and comp.p_value < 0.01
 
 
@@ -216,16 +219,16 @@ def test_ties_use_the_exact_test() -> None:
 
 
 def test_too_few_repeats_is_invalid() -> None:
-    result = gate.compare(build_run(repeats=4), build_run(repeats=4, seed=2))
-    assert result.exit_code == gate.EXIT_INVALID
-    assert result.outcome == gate.OUTCOME_INVALID
+    result = compare(build_run(repeats=4), build_run(repeats=4, seed=2))
+    assert result.exit_code == decide.EXIT_INVALID
+    assert result.outcome == decide.OUTCOME_INVALID
     assert any("fewer than the 6" in r for r in result.reasons)
-    assert {c.verdict for c in result.comparisons} == {gate.VERDICT_INVALID}
+    assert {c.verdict for c in result.comparisons} == {decide.VERDICT_INVALID}
 
 
 def test_min_repeats_can_be_lowered_explicitly() -> None:
-    result = gate.compare(build_run(repeats=5), build_run(repeats=5, seed=2), min_repeats=5, metrics=["throughput"])
-    assert result.exit_code == gate.EXIT_OK
+    result = compare(build_run(repeats=5), build_run(repeats=5, seed=2), min_repeats=5, metrics=["throughput"])
+    assert result.exit_code == decide.EXIT_OK
 
 
 @pytest.mark.parametrize(
@@ -241,19 +244,19 @@ def test_min_repeats_can_be_lowered_explicitly() -> None:
 def test_environment_mismatch_is_refused_or_loudly_allowed(key: str, base: Any, cur: Any) -> None:
     baseline = build_run(environment={key: base})
     current = build_run(seed=2, environment={key: cur})
-    refused = gate.compare(baseline, current)
-    assert refused.exit_code == gate.EXIT_INVALID
+    refused = compare(baseline, current)
+    assert refused.exit_code == decide.EXIT_INVALID
     assert any("differs" in r for r in refused.reasons)
-    allowed = gate.compare(baseline, current, allow_env_mismatch=True)
-    assert allowed.exit_code == gate.EXIT_OK
+    allowed = compare(baseline, current, allow_env_mismatch=True)
+    assert allowed.exit_code == decide.EXIT_OK
     assert any(w.startswith("ENVIRONMENT MISMATCH") for w in allowed.warnings)
 
 
 def test_small_environment_differences_only_warn() -> None:
     baseline = build_run(environment={"python": "3.12.1", "hostname": "a"})
     current = build_run(seed=2, environment={"python": "3.12.3", "hostname": "b"})
-    result = gate.compare(baseline, current)
-    assert result.exit_code == gate.EXIT_OK
+    result = compare(baseline, current)
+    assert result.exit_code == decide.EXIT_OK
     assert any("patch version" in w for w in result.warnings)
     assert any("host differs" in w for w in result.warnings)
 
@@ -262,8 +265,8 @@ def test_unrecorded_environment_is_warned_not_silent() -> None:
     baseline = build_run()
     current = build_run(seed=2)
     current = replace(current, environment={k: v for k, v in current.environment.items() if k != "cpu_model"})
-    result = gate.compare(baseline, current)
-    assert result.exit_code == gate.EXIT_OK
+    result = compare(baseline, current)
+    assert result.exit_code == decide.EXIT_OK
     assert any("cannot check cpu_model" in w for w in result.warnings)
 
 
@@ -271,63 +274,63 @@ def test_unrecorded_environment_is_warned_not_silent() -> None:
 def test_flagged_cells_make_the_comparison_invalid(code: str) -> None:
     flagged = make_cell("uvicorn", "cpu", "sync", 16, [500.0] * 8, flags=[(code, "synthetic flag")])
     clean = make_cell("uvicorn", "cpu", "sync", 16, [500.0] * 8)
-    result = gate.compare(build_run(extra_cells=[clean]), build_run(seed=2, extra_cells=[flagged]))
-    assert result.exit_code == gate.EXIT_INVALID
+    result = compare(build_run(extra_cells=[clean]), build_run(seed=2, extra_cells=[flagged]))
+    assert result.exit_code == decide.EXIT_INVALID
     assert any(code in r and "uvicorn/cpu/sync/u16" in r for r in result.reasons)
     # the other cells were still compared and shown
-    assert verdicts(result)[("uvicorn/noio/sync/u16", "throughput")] == gate.VERDICT_NO_CHANGE
+    assert verdicts(result)[("uvicorn/noio/sync/u16", "throughput")] == decide.VERDICT_NO_CHANGE
 
 
 def test_unstable_cells_only_warn() -> None:
     unstable = make_cell("uvicorn", "cpu", "sync", 16, [500.0] * 8, flags=[("unstable", "cv 12%")])
     clean = make_cell("uvicorn", "cpu", "sync", 16, [500.0] * 8)
-    result = gate.compare(build_run(extra_cells=[clean]), build_run(seed=2, extra_cells=[unstable]))
-    assert result.exit_code == gate.EXIT_OK
+    result = compare(build_run(extra_cells=[clean]), build_run(seed=2, extra_cells=[unstable]))
+    assert result.exit_code == decide.EXIT_OK
     assert any("unstable" in w for w in result.warnings)
 
 
 def test_missing_cells_on_either_side_are_invalid() -> None:
     extra = make_cell("uvicorn", "cpu", "sync", 16, [500.0] * 8)
-    new_cell = gate.compare(build_run(), build_run(seed=2, extra_cells=[extra]))
-    assert new_cell.exit_code == gate.EXIT_INVALID
+    new_cell = compare(build_run(), build_run(seed=2, extra_cells=[extra]))
+    assert new_cell.exit_code == decide.EXIT_INVALID
     assert any("missing from the baseline" in r and "refresh the baseline" in r for r in new_cell.reasons)
-    gone = gate.compare(build_run(extra_cells=[extra]), build_run(seed=2))
-    assert gone.exit_code == gate.EXIT_INVALID
+    gone = compare(build_run(extra_cells=[extra]), build_run(seed=2))
+    assert gone.exit_code == decide.EXIT_INVALID
     assert any("missing from the current" in r for r in gone.reasons)
 
 
 def test_invalid_comparison_still_reports_regressions_it_saw() -> None:
     extra = make_cell("uvicorn", "cpu", "sync", 16, [500.0] * 8)
-    result = gate.compare(build_run(), build_run(seed=2, scale=slower(0.7, workload="orm"), extra_cells=[extra]))
-    assert result.exit_code == gate.EXIT_INVALID
+    result = compare(build_run(), build_run(seed=2, scale=slower(0.7, workload="orm"), extra_cells=[extra]))
+    assert result.exit_code == decide.EXIT_INVALID
     assert result.regressions
     assert "regression" in result.headline
 
 
 def test_different_scenario_or_setup_is_invalid() -> None:
-    other = gate.compare(build_run(scenario="ci"), build_run(seed=2, scenario="quick"))
-    assert other.exit_code == gate.EXIT_INVALID
+    other = compare(build_run(scenario="ci"), build_run(seed=2, scenario="quick"))
+    assert other.exit_code == decide.EXIT_INVALID
     assert any("scenario differs" in r for r in other.reasons)
 
     current = build_run(seed=2)
     setups = dict(current.setups)
     setups["uvicorn"] = replace(setups["uvicorn"], workers=2)
-    result = gate.compare(build_run(), replace(current, setups=setups))
-    assert result.exit_code == gate.EXIT_INVALID
+    result = compare(build_run(), replace(current, setups=setups))
+    assert result.exit_code == decide.EXIT_INVALID
     assert any("setup uvicorn: workers differs" in r for r in result.reasons)
 
     current = build_run(seed=2)
     resolved = {**current.scenario_resolved, "load": {**current.scenario_resolved["load"], "max_s": 15.0}}
-    result = gate.compare(build_run(), replace(current, scenario_resolved=resolved))
-    assert result.exit_code == gate.EXIT_INVALID
+    result = compare(build_run(), replace(current, scenario_resolved=resolved))
+    assert result.exit_code == decide.EXIT_INVALID
     assert any("load.max_s" in r for r in result.reasons)
 
 
 def test_fault_injection_is_announced() -> None:
     current = build_run(seed=2)
     resolved = {**current.scenario_resolved, "server_env": {"BENCH_INJECT_CPU_US": "300"}}
-    result = gate.compare(build_run(), replace(current, scenario_resolved=resolved))
-    assert result.exit_code == gate.EXIT_OK
+    result = compare(build_run(), replace(current, scenario_resolved=resolved))
+    assert result.exit_code == decide.EXIT_OK
     assert any("FAULT INJECTION" in w and "BENCH_INJECT_CPU_US=300" in w for w in result.warnings)
 
 
@@ -337,8 +340,8 @@ def test_database_url_is_never_printed() -> None:
     c_db = {"engine": "sqlite", "url": "postgresql://u:other@b/db"}
     b = replace(base, scenario_resolved={**base.scenario_resolved, "database": b_db})
     c = replace(cur, scenario_resolved={**cur.scenario_resolved, "database": c_db})
-    result = gate.compare(b, c)
-    assert result.exit_code == gate.EXIT_OK
+    result = compare(b, c)
+    assert result.exit_code == decide.EXIT_OK
     assert "secret" not in json.dumps(result.to_dict())
 
 
@@ -347,34 +350,34 @@ def test_database_url_is_never_printed() -> None:
 
 def test_thresholds_per_scenario_and_metric() -> None:
     scale = slower(0.8, workload="orm", variant="sync")  # -20% throughput, +25% p99
-    strict = gate.compare(build_run(), build_run(seed=2, scale=scale))
+    strict = compare(build_run(), build_run(seed=2, scale=scale))
     assert {c.metric for c in strict.regressions} == {"throughput", "p99"}
 
     relaxed = build_run(seed=2, scale=scale, gate_section={"threshold": 0.1, "thresholds": {"p99": 0.3}})
-    result = gate.compare(build_run(), relaxed)
-    assert result.exit_code == gate.EXIT_REGRESSION
+    result = compare(build_run(), relaxed)
+    assert result.exit_code == decide.EXIT_REGRESSION
     assert {c.metric for c in result.regressions} == {"throughput"}
     assert result.thresholds == {"throughput": 0.1, "p99": 0.3}
 
     # an explicit argument wins over the scenario
-    result = gate.compare(build_run(), relaxed, threshold=0.5)
-    assert result.exit_code == gate.EXIT_OK
+    result = compare(build_run(), relaxed, threshold=0.5)
+    assert result.exit_code == decide.EXIT_OK
     assert result.thresholds == {"throughput": 0.5, "p99": 0.5}
 
 
 def test_bad_configuration_raises_with_the_key() -> None:
-    with pytest.raises(gate.GateConfigError, match="unknown metric"):
-        gate.compare(build_run(), build_run(), metrics=["p42"])
-    with pytest.raises(gate.GateConfigError, match="gate.calibration"):
-        gate.compare(build_run(), build_run(gate_section={"normalize": "calibration"}))
-    assert gate.validate_gate_section({"thresholds": {"p99": 2}}) == [
+    with pytest.raises(GateConfigError, match="unknown metric"):
+        compare(build_run(), build_run(), metrics=["p42"])
+    with pytest.raises(GateConfigError, match=r"gate\.calibration"):
+        compare(build_run(), build_run(gate_section={"normalize": "calibration"}))
+    assert validate_gate_section({"thresholds": {"p99": 2}}) == [
         "gate.thresholds.p99: expected a fraction in (0, 1), got 2"
     ]
 
 
 def test_other_metrics_can_be_gated() -> None:
-    result = gate.compare(build_run(), build_run(seed=2), metrics=["throughput", "p50", "cpu_per_request"])
-    assert result.exit_code == gate.EXIT_OK
+    result = compare(build_run(), build_run(seed=2), metrics=["throughput", "p50", "cpu_per_request"])
+    assert result.exit_code == decide.EXIT_OK
     assert {c.metric for c in result.comparisons} == {"throughput", "p50", "cpu_per_request"}
 
 
@@ -402,12 +405,12 @@ def test_calibration_cancels_a_uniformly_slower_machine(pair: str) -> None:
     baseline = calibrated_run(seed=1, pair=pair)
     current = calibrated_run(seed=2, machine=0.7, pair=pair)  # every cell, calibration included, 30% slower
 
-    raw = gate.compare(baseline, current, normalize="none")
-    assert raw.exit_code == gate.EXIT_REGRESSION
+    raw = compare(baseline, current, normalize="none")
+    assert raw.exit_code == decide.EXIT_REGRESSION
 
-    result = gate.compare(baseline, current)
+    result = compare(baseline, current)
     assert result.normalize == "calibration"
-    assert result.exit_code == gate.EXIT_OK, result.reasons
+    assert result.exit_code == decide.EXIT_OK, result.reasons
     assert result.calibration is not None
     ratio = result.calibration["setups"]["*"]["speed_ratio"]
     assert ratio == pytest.approx(0.7, rel=0.03)
@@ -419,28 +422,28 @@ def test_calibration_cancels_a_uniformly_slower_machine(pair: str) -> None:
 def test_calibration_still_catches_a_real_regression() -> None:
     baseline = calibrated_run(seed=1)
     current = calibrated_run(seed=2, machine=0.7, scale=slower(0.75, setup="uvicorn", workload="noio", variant="async"))
-    result = gate.compare(baseline, current)
-    assert result.exit_code == gate.EXIT_REGRESSION
+    result = compare(baseline, current)
+    assert result.exit_code == decide.EXIT_REGRESSION
     assert {c.key for c in result.regressions} == {"uvicorn/noio/async/u16"}
 
 
 def test_calibration_mode_tolerates_another_cpu_model_but_not_another_django() -> None:
     baseline = calibrated_run(seed=1, environment={"cpu_model": "AMD EPYC 7763"})
     current = calibrated_run(seed=2, machine=0.8, environment={"cpu_model": "Intel Xeon 8370C"})
-    result = gate.compare(baseline, current)
-    assert result.exit_code == gate.EXIT_OK
+    result = compare(baseline, current)
+    assert result.exit_code == decide.EXIT_OK
     assert any("CPU model differs" in w and "cancel" in w for w in result.warnings)
 
     current = calibrated_run(seed=2, environment={"packages": {"django": "6.0"}})
-    assert gate.compare(baseline, current).exit_code == gate.EXIT_INVALID
+    assert compare(baseline, current).exit_code == decide.EXIT_INVALID
 
 
 def test_missing_or_flagged_calibration_cell_is_invalid() -> None:
     baseline = calibrated_run(seed=1)
     current = calibrated_run(seed=2)
     current = replace(current, cells=tuple(c for c in current.cells if c.workload != "cpu"))
-    result = gate.compare(baseline, current)
-    assert result.exit_code == gate.EXIT_INVALID
+    result = compare(baseline, current)
+    assert result.exit_code == decide.EXIT_INVALID
     assert any("no calibration cell" in r for r in result.reasons)
 
     current = calibrated_run(seed=2)
@@ -448,8 +451,8 @@ def test_missing_or_flagged_calibration_cell_is_invalid() -> None:
         replace(c, flags=(Flag("generator-bound", "locust at 97%"),)) if c.workload == "cpu" else c
         for c in current.cells
     )
-    result = gate.compare(baseline, replace(current, cells=cells))
-    assert result.exit_code == gate.EXIT_INVALID
+    result = compare(baseline, replace(current, cells=cells))
+    assert result.exit_code == decide.EXIT_INVALID
     assert any("generator-bound" in r for r in result.reasons)
 
 
@@ -457,17 +460,15 @@ def test_async_sync_ratio_mode() -> None:
     baseline = build_run(seed=1, sd=0.01)
     # the whole machine 30% slower: ratios unchanged
     uniform = build_run(seed=2, sd=0.01, scale=lambda s, w, v: 0.7)
-    result = gate.compare(baseline, uniform, normalize="async-sync-ratio")
-    assert result.exit_code == gate.EXIT_OK
-    assert {c.key for c in result.comparisons} == {
-        f"{s}/{w}/async÷sync/u16" for s in SETUPS for w in WORKLOADS
-    }
+    result = compare(baseline, uniform, normalize="async-sync-ratio")
+    assert result.exit_code == decide.EXIT_OK
+    assert {c.key for c in result.comparisons} == {f"{s}/{w}/async÷sync/u16" for s in SETUPS for w in WORKLOADS}
     assert result.tests == 8  # 4 ratios x 2 metrics
 
     # the async ORM path 25% slower on uvicorn only: its ratio regresses
     async_slower = build_run(seed=2, sd=0.01, scale=slower(0.75, setup="uvicorn", workload="orm", variant="async"))
-    result = gate.compare(baseline, async_slower, normalize="async-sync-ratio")
-    assert result.exit_code == gate.EXIT_REGRESSION
+    result = compare(baseline, async_slower, normalize="async-sync-ratio")
+    assert result.exit_code == decide.EXIT_REGRESSION
     assert {c.key for c in result.regressions} == {"uvicorn/orm/async÷sync/u16"}
 
 
@@ -480,31 +481,31 @@ def ab_run(*, head_scale: Scale = _one, repeats: int = 8) -> Run:
     return replace(base, cells=base.cells + head.cells, run_id="ab")
 
 
-def test_compare_revisions_passes_identical_trees() -> None:
-    result = gate.compare_revisions(ab_run())
+def test_ab_run_passes_identical_trees() -> None:
+    result = compare(ab_run())
     assert result.mode == "revisions"
-    assert result.exit_code == gate.EXIT_OK
+    assert result.exit_code == decide.EXIT_OK
     assert (result.baseline_label, result.current_label) == ("base", "head")
     assert result.tests == 16
 
 
-def test_compare_revisions_catches_a_slower_head() -> None:
-    result = gate.compare_revisions(ab_run(head_scale=slower(0.7, workload="noio", variant="sync")))
-    assert result.exit_code == gate.EXIT_REGRESSION
+def test_ab_run_catches_a_slower_head() -> None:
+    result = compare(ab_run(head_scale=slower(0.7, workload="noio", variant="sync")))
+    assert result.exit_code == decide.EXIT_REGRESSION
     assert {c.key for c in result.regressions} == {"gunicorn-sync/noio/sync/u16", "uvicorn/noio/sync/u16"}
 
 
-def test_compare_revisions_needs_both_revisions_and_repeats() -> None:
+def test_ab_run_needs_both_revisions_and_repeats() -> None:
     plain = build_run()
-    result = gate.compare_revisions(plain)
-    assert result.exit_code == gate.EXIT_INVALID
+    result = compare(plain)
+    assert result.exit_code == decide.EXIT_INVALID
     assert any("not an A/B run" in r for r in result.reasons)
-    assert gate.compare_revisions(ab_run(repeats=3)).exit_code == gate.EXIT_INVALID
+    assert compare(ab_run(repeats=3)).exit_code == decide.EXIT_INVALID
 
 
 def test_compare_warns_when_given_an_ab_run() -> None:
-    result = gate.compare(ab_run(), ab_run())
-    assert any("compare_revisions" in w for w in result.warnings)
+    result = compare(ab_run(), ab_run())
+    assert any("is an A/B run" in w and "compare(run)" in w for w in result.warnings)
 
 
 # ------------------------------------------------------------------ plumbing
@@ -512,13 +513,13 @@ def test_compare_warns_when_given_an_ab_run() -> None:
 
 def test_wall_time_comes_from_the_clock() -> None:
     ticks = iter([100.0, 100.25])
-    result = gate.compare(build_run(), build_run(seed=2), clock=lambda: next(ticks))
+    result = compare(build_run(), build_run(seed=2), clock=lambda: next(ticks))
     assert result.elapsed_s == pytest.approx(0.25)
 
 
 def test_result_serialises_to_json_and_is_reproducible() -> None:
-    a = gate.compare(build_run(), build_run(seed=2, scale=slower(0.8, workload="orm")))
-    b = gate.compare(build_run(), build_run(seed=2, scale=slower(0.8, workload="orm")))
+    a = compare(build_run(), build_run(seed=2, scale=slower(0.8, workload="orm")))
+    b = compare(build_run(), build_run(seed=2, scale=slower(0.8, workload="orm")))
     da, db = a.to_dict(), b.to_dict()
     da.pop("elapsed_s"), db.pop("elapsed_s")
     assert da == db  # seeded bootstrap: the same intervals every time
@@ -527,13 +528,17 @@ def test_result_serialises_to_json_and_is_reproducible() -> None:
     assert all("change" in c for c in da["comparisons"])
 
 
-def test_exit_message_names_the_outcome() -> None:
-    assert "pass" in gate.exit_message(gate.compare(build_run(), build_run()))
-    assert "NOT VALID" in gate.exit_message(gate.compare(build_run(repeats=3), build_run(repeats=3)))
-
-
-def test_compare_revisions_can_gate_ratios() -> None:
+def test_ab_run_can_gate_ratios() -> None:
     run = ab_run(head_scale=slower(0.7, setup="uvicorn", workload="noio", variant="async"))
-    result = gate.compare_revisions(run, normalize="async-sync-ratio")
+    result = compare(run, normalize="async-sync-ratio")
     assert result.normalize == "async-sync-ratio"
     assert {c.key for c in result.regressions} == {"uvicorn/noio/async÷sync/u16"}
+
+
+def test_a_flag_this_version_does_not_know_blocks() -> None:
+    # a results file from a newer harness: the conservative reading (flags.UNKNOWN)
+    unknown = make_cell("uvicorn", "cpu", "sync", 16, [500.0] * 8, flags=[("weird-new", "from the future")])
+    clean = make_cell("uvicorn", "cpu", "sync", 16, [500.0] * 8)
+    result = compare(build_run(extra_cells=[clean]), build_run(seed=2, extra_cells=[unknown]))
+    assert result.exit_code == decide.EXIT_INVALID
+    assert any("weird-new" in r for r in result.reasons)

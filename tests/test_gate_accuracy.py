@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from asyncbench.gate import accuracy as ga
+from asyncbench.gate import injection, measured, resample
 from asyncbench.model.results import Run, save_run
 from tests.synthetic import make_cell, make_run, make_setup
 
@@ -40,8 +41,8 @@ class SimulatedServer:
 
     def __call__(self, env: dict[str, str], label: str) -> Run:
         self.calls.append((dict(env), label))
-        extra = int(env.get(ga.ENV_CPU_US, "0")) / 1e6
-        injected = set(env.get(ga.ENV_WORKLOADS, "").split(","))
+        extra = int(env.get(injection.ENV_CPU_US, "0")) / 1e6
+        injected = set(env.get(injection.ENV_WORKLOADS, "").split(","))
         cells = []
         for (setup, workload, variant), cpu in CELLS.items():
             s = cpu + (extra if workload in injected else 0.0)
@@ -57,45 +58,45 @@ class SimulatedServer:
 
 def test_injection_for_a_saturated_cpu_bound_cell() -> None:
     # S = 0.4 ms of CPU per request, X = 2500 req/s on one core: saturated
-    model = ga.ServiceModel("k", 2500.0, 16, 16 / 2500.0, 0.0004, 1, math.inf, 1.0)
+    model = injection.ServiceModel("k", 2500.0, 16, 16 / 2500.0, 0.0004, 1, math.inf, 1.0)
     for d in (0.1, 0.2, 0.5):
-        delta = ga.injection_for(model, d)
+        delta = injection.injection_for(model, d)
         assert delta == pytest.approx(0.0004 * d / (1 - d))
         assert model.predicted_slowdown(delta) == pytest.approx(d)
 
 
 def test_injection_for_an_unsaturated_cell_uses_response_time() -> None:
     # one user, 2 ms per round trip, the CPU 20% busy: latency-bound
-    model = ga.ServiceModel("k", 500.0, 1, 0.002, 0.0004, 1, math.inf, 0.2)
-    delta = ga.injection_for(model, 0.1)
+    model = injection.ServiceModel("k", 500.0, 1, 0.002, 0.0004, 1, math.inf, 0.2)
+    delta = injection.injection_for(model, 0.1)
     assert delta == pytest.approx(0.002 * 0.1 / 0.9)
     assert model.predicted_slowdown(delta) == pytest.approx(0.1)
 
 
 def test_injection_for_a_sync_worker_bound_cell() -> None:
     # one sync worker busy 20 ms per request (mostly waiting), 16 users queue for it
-    model = ga.ServiceModel("k", 50.0, 16, 16 / 50.0, 0.001, 1, 1.0, 0.05)
-    delta = ga.injection_for(model, 0.2)
+    model = injection.ServiceModel("k", 50.0, 16, 16 / 50.0, 0.001, 1, 1.0, 0.05)
+    delta = injection.injection_for(model, 0.2)
     assert delta == pytest.approx(0.020 * 0.2 / 0.8)
     assert model.predicted_slowdown(delta) == pytest.approx(0.2)
 
 
 def test_injection_rejects_impossible_slowdowns() -> None:
-    model = ga.ServiceModel("k", 2500.0, 16, 0.0064, 0.0004, 1, math.inf, 1.0)
+    model = injection.ServiceModel("k", 2500.0, 16, 0.0064, 0.0004, 1, math.inf, 1.0)
     with pytest.raises(ValueError):
-        ga.injection_for(model, 1.0)
+        injection.injection_for(model, 1.0)
 
 
 def test_plan_injection_targets_the_most_sensitive_cell() -> None:
     run = SimulatedServer(sd=0.0)({}, "A")
-    plan = ga.plan_injection(run, ["noio"], (0.1, 0.5))
+    plan = injection.plan_injection(run, ["noio"], (0.1, 0.5))
     assert plan["target"] == "uvicorn/noio/sync/u16"
     assert plan["levels"][0]["inject_cpu_us"] == pytest.approx(1000 / 9, abs=0.1)
     assert plan["levels"][1]["inject_cpu_us"] == pytest.approx(1000, abs=0.1)
     # the async twin, with more CPU per request, is predicted to slow down less
     assert plan["levels"][0]["predicted"]["uvicorn/noio/async/u16"] < 0.1
     with pytest.raises(ValueError, match="not among the injected cells"):
-        ga.plan_injection(run, ["noio"], (0.1,), target="uvicorn/orm/sync/u16")
+        injection.plan_injection(run, ["noio"], (0.1,), target="uvicorn/orm/sync/u16")
 
 
 # ------------------------------------------------------------------ the real-measurement driver
@@ -104,13 +105,13 @@ def test_plan_injection_targets_the_most_sensitive_cell() -> None:
 def test_measure_accuracy_bookkeeping() -> None:
     server = SimulatedServer()
     ticks = iter(float(i) for i in range(10_000))
-    result = ga.measure_accuracy(server, rounds=3, levels=(0.1, 0.2, 0.5), clock=lambda: next(ticks) * 0.5)
-    assert result["method"] == ga.METHOD_MEASURED
+    result = measured.measure_accuracy(server, rounds=3, levels=(0.1, 0.2, 0.5), clock=lambda: next(ticks) * 0.5)
+    assert result["method"] == measured.METHOD_MEASURED
     assert len(server.calls) == 3 * (2 + 3)
     assert server.calls[0] == ({}, "r0-A")  # the clean run that sizes the injection comes first
     injected = [env for env, _ in server.calls if env]
     assert len(injected) == 9
-    assert all(env[ga.ENV_WORKLOADS] == "noio" for env in injected)
+    assert all(env[injection.ENV_WORKLOADS] == "noio" for env in injected)
     assert result["false_alarm"]["trials"] == 3
     assert result["false_alarm"]["rate"] == 0.0
     by_level = {d["slowdown"]: d for d in result["detection"]}
@@ -128,7 +129,7 @@ def test_measure_accuracy_bookkeeping() -> None:
 
 def test_measure_accuracy_counts_invalid_comparisons_apart() -> None:
     server = SimulatedServer(repeats=3)  # too few repeats: every comparison is invalid
-    result = ga.measure_accuracy(server, rounds=2, levels=(0.5,))
+    result = measured.measure_accuracy(server, rounds=2, levels=(0.5,))
     assert result["false_alarm"]["hits"] == 0 and result["false_alarm"]["invalid"] == 2
     assert result["detection"][0]["hits"] == 0 and result["detection"][0]["invalid"] == 2
 
@@ -138,8 +139,8 @@ def test_measure_accuracy_counts_invalid_comparisons_apart() -> None:
 
 def test_resampling_estimate() -> None:
     run = SimulatedServer(repeats=12)({}, "many")
-    result = ga.resampling_estimate(run, splits=40, levels=(0.05, 0.5), workloads=["noio"])
-    assert result["method"] == ga.METHOD_RESAMPLED
+    result = resample.resampling_estimate(run, splits=40, levels=(0.05, 0.5), workloads=["noio"])
+    assert result["method"] == resample.METHOD_RESAMPLED
     assert result["half_repeats"] == 6 and result["notes"] == []
     assert result["slowed_cells"] == ["uvicorn/noio/async/u16", "uvicorn/noio/sync/u16"]
     assert result["false_alarm"]["trials"] == 40
@@ -152,15 +153,15 @@ def test_resampling_estimate() -> None:
 
 def test_resampling_with_few_repeats_says_it_lowered_the_minimum() -> None:
     run = SimulatedServer(repeats=8)({}, "few")
-    result = ga.resampling_estimate(run, splits=5, levels=(0.5,))
+    result = resample.resampling_estimate(run, splits=5, levels=(0.5,))
     assert result["half_repeats"] == 4
     assert any("min_repeats=4" in n for n in result["notes"])
 
 
 def test_resampling_is_deterministic() -> None:
     run = SimulatedServer(repeats=12)({}, "many")
-    a = ga.resampling_estimate(run, splits=10, levels=(0.1,), clock=lambda: 0.0)
-    b = ga.resampling_estimate(run, splits=10, levels=(0.1,), clock=lambda: 0.0)
+    a = resample.resampling_estimate(run, splits=10, levels=(0.1,), clock=lambda: 0.0)
+    b = resample.resampling_estimate(run, splits=10, levels=(0.1,), clock=lambda: 0.0)
     assert a == b
 
 

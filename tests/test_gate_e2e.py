@@ -32,8 +32,9 @@ RUN_TIMEOUT_S = 240
 VARIANTS = ("sync", "async")
 
 
-def gate_scenario(path: Path, db: Path, *, users: str = "[4]", repeats: int = 6,
-                  variants: tuple[str, ...] = VARIANTS) -> Path:
+def gate_scenario(
+    path: Path, db: Path, *, users: str = "[4]", repeats: int = 6, variants: tuple[str, ...] = VARIANTS
+) -> Path:
     wl = ", ".join(f'"{v}"' for v in variants)
     path.write_text(
         'name = "gate-e2e"\ndescription = "end-to-end gate test"\n'
@@ -51,8 +52,12 @@ def gate_scenario(path: Path, db: Path, *, users: str = "[4]", repeats: int = 6,
 def cli(*args: str, timeout: float = RUN_TIMEOUT_S) -> subprocess.CompletedProcess[str]:
     """Run runner.py; on timeout, SIGINT it (so it stops its servers) before failing."""
     proc = subprocess.Popen(
-        [sys.executable, "runner.py", *args], cwd=ROOT, stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [sys.executable, "runner.py", *args],
+        cwd=ROOT,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         out, err = proc.communicate(timeout=timeout)
@@ -113,8 +118,16 @@ def test_aa_run_passes(work):
 @pytest.mark.timeout(600)
 def test_injected_slowdown_fails_and_names_the_cells(work):
     reports = work["dir"] / "injected-reports"
-    done = cli("gate", str(work["toml"]), "--baseline", str(work["baseline"]), "--reports-dir", str(reports),
-               "--server-env", "BENCH_INJECT_CPU_US=3000")
+    done = cli(
+        "gate",
+        str(work["toml"]),
+        "--baseline",
+        str(work["baseline"]),
+        "--reports-dir",
+        str(reports),
+        "--server-env",
+        "BENCH_INJECT_CPU_US=3000",
+    )
     assert done.returncode == 1, show(done)
     g = gate_json(reports)
     assert g["exit_code"] == 1 and g["outcome"] == "regression", show(done)

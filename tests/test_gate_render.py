@@ -5,16 +5,15 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from asyncbench.gate import core as gate
-
+from asyncbench.gate import GateResult, compare
 from asyncbench.render import gate_page as gate_render
 from tests.test_gate import ab_run, build_run, slower
 
 
-def _regression() -> tuple[gate.GateResult, object, object]:
+def _regression() -> tuple[GateResult, object, object]:
     baseline = build_run(seed=1)
     current = build_run(seed=2, scale=slower(0.75, setup="uvicorn", workload="orm", variant="sync"))
-    return gate.compare(baseline, current), baseline, current
+    return compare(baseline, current), baseline, current
 
 
 def test_markdown_summary_has_headline_reasons_and_every_cell() -> None:
@@ -34,10 +33,10 @@ def test_markdown_summary_has_headline_reasons_and_every_cell() -> None:
 
 
 def test_markdown_summary_for_pass_and_invalid() -> None:
-    ok = gate_render.markdown_summary(gate.compare(build_run(), build_run(seed=2)))
+    ok = gate_render.markdown_summary(compare(build_run(), build_run(seed=2)))
     assert ok.startswith("## ✅ Performance gate: pass")
     assert "### Why" not in ok
-    invalid = gate.compare(build_run(repeats=3), build_run(repeats=3))
+    invalid = compare(build_run(repeats=3), build_run(repeats=3))
     md = gate_render.markdown_summary(invalid)
     assert md.startswith("## ⚠️ Performance gate: comparison not valid")
     assert "fewer than the 6" in md
@@ -59,7 +58,7 @@ def test_html_comparison_is_self_contained_and_lists_every_cell() -> None:
 
 def test_html_escapes_what_it_shows() -> None:
     result, baseline, current = _regression()
-    tampered = gate.GateResult(**{**result.__dict__, "warnings": ("<script>alert(1)</script>",)})
+    tampered = GateResult(**{**result.__dict__, "warnings": ("<script>alert(1)</script>",)})
     page = gate_render.html_comparison(tampered, baseline, current)  # type: ignore[arg-type]
     assert "<script>alert(1)</script>" not in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
@@ -76,7 +75,7 @@ def test_terminal_text() -> None:
 
 def test_ab_rendering_shows_one_environment() -> None:
     run = ab_run(head_scale=slower(0.7, workload="noio"))
-    result = gate.compare_revisions(run)
+    result = compare(run)
     page = gate_render.html_comparison(result, run, run)
     assert "A/B in one job" in page
     assert "<h2>Environment</h2>" in page

@@ -5,7 +5,7 @@ import os
 import pytest
 
 from asyncbench.execute.processes import check_port_free
-from asyncbench.execute.run import start_server, stop_server
+from asyncbench.execute.servers import start_server, stop_server
 from asyncbench.execute.setups import SETUPS, SetupConfig
 
 pytestmark = pytest.mark.servers
@@ -25,8 +25,9 @@ def test_setup_starts_answers_and_leaves_nothing(kind, tmp_path):
     # two workers where the setup allows, so the group has a master and workers
     workers = 1 if spec.max_workers == 1 else 2
     config = SetupConfig(kind, kind, workers=workers, threads=2)
-    server = start_server(config, revision="", root=os.path.dirname(os.path.dirname(__file__)),
-                          env=env, cpus=(), log_dir=tmp_path)
+    server = start_server(
+        config, revision="", root=os.path.dirname(os.path.dirname(__file__)), env=env, cpus=(), log_dir=tmp_path
+    )
     try:
         from asyncbench.execute.processes import http_get
 

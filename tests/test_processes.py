@@ -59,8 +59,14 @@ def test_port_in_use_is_an_error_naming_it():
 
 def test_ready_by_polling_then_whole_group_stopped(tmp_path):
     port = free_port()
-    p = ManagedProcess("child", [sys.executable, "-c", HTTP_CHILD, str(port)], log_path=tmp_path / "c.log",
-                       port=port, health_path="/", ready_timeout=20)
+    p = ManagedProcess(
+        "child",
+        [sys.executable, "-c", HTTP_CHILD, str(port)],
+        log_path=tmp_path / "c.log",
+        port=port,
+        health_path="/",
+        ready_timeout=20,
+    )
     with p:
         p.wait_ready()
         pids = p.group_pids()
@@ -72,8 +78,14 @@ def test_ready_by_polling_then_whole_group_stopped(tmp_path):
 
 def test_sigkill_after_timeout_for_a_child_ignoring_sigterm(tmp_path):
     port = free_port()
-    p = ManagedProcess("stubborn", [sys.executable, "-c", STUBBORN_CHILD, str(port)], log_path=tmp_path / "s.log",
-                       port=port, health_path="/", stop_timeout=0.5)
+    p = ManagedProcess(
+        "stubborn",
+        [sys.executable, "-c", STUBBORN_CHILD, str(port)],
+        log_path=tmp_path / "s.log",
+        port=port,
+        health_path="/",
+        stop_timeout=0.5,
+    )
     p.start()
     p.wait_ready()
     code = p.stop()
@@ -82,8 +94,13 @@ def test_sigkill_after_timeout_for_a_child_ignoring_sigterm(tmp_path):
 
 
 def test_child_dying_while_waiting_fails_at_once_with_code_and_log_tail(tmp_path):
-    p = ManagedProcess("dies", [sys.executable, "-c", "import sys; print('boom: bad config'); sys.exit(3)"],
-                       log_path=tmp_path / "d.log", port=free_port(), ready_timeout=30)
+    p = ManagedProcess(
+        "dies",
+        [sys.executable, "-c", "import sys; print('boom: bad config'); sys.exit(3)"],
+        log_path=tmp_path / "d.log",
+        port=free_port(),
+        ready_timeout=30,
+    )
     t0 = time.monotonic()
     with p, pytest.raises(ProcessError) as err:
         p.wait_ready()
@@ -92,8 +109,13 @@ def test_child_dying_while_waiting_fails_at_once_with_code_and_log_tail(tmp_path
 
 
 def test_deadline_names_the_last_error(tmp_path):
-    p = ManagedProcess("silent", [sys.executable, "-c", "import time; time.sleep(30)"],
-                       log_path=tmp_path / "x.log", port=free_port(), ready_timeout=0.5)
+    p = ManagedProcess(
+        "silent",
+        [sys.executable, "-c", "import time; time.sleep(30)"],
+        log_path=tmp_path / "x.log",
+        port=free_port(),
+        ready_timeout=0.5,
+    )
     with p, pytest.raises(ProcessError, match="did not become ready"):
         p.wait_ready()
     assert p.group_pids() == []

@@ -11,11 +11,14 @@ from statistics import median
 
 import pytest
 
-from asyncbench.render.html import esc, render_page, table_html
-from asyncbench.render.report import cells_csv, missing_cells, planned_cells, render_report, write_report
-from asyncbench.model.results import Run
-from asyncbench.render.terminal import terminal_summary
 from asyncbench.analysis.verdict import verdicts
+from asyncbench.model.results import Run
+from asyncbench.render import text
+from asyncbench.render.cells import missing_cells
+from asyncbench.render.csv import cells_csv
+from asyncbench.render.html import esc, render_page, table_html
+from asyncbench.render.report import render_report, write_report
+from asyncbench.render.terminal import terminal_summary
 from tests.synthetic import demo_run, make_cell, make_run, spread
 
 VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}
@@ -40,7 +43,7 @@ class StrictParser(HTMLParser):
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         a = dict(attrs)
         self.tags.append((tag, a))
-        if "id" in a and a["id"]:
+        if a.get("id"):
             self.ids.append(a["id"])
         for k, v in attrs:
             if k in ("href", "src", "xlink:href", "action", "srcset", "poster") and v is not None:
@@ -105,12 +108,23 @@ def test_page_is_self_contained(page: str) -> None:
         assert ref.strip("'\" ").startswith(("#", "data:")), ref
     # The only http(s) strings allowed are XML namespace names, which are never fetched.
     for m in re.finditer(r"https?://[^\s\"'<>]+", page):
-        assert m.group(0).startswith(("http://www.w3.org/", "http://purl.org/dc/", "http://creativecommons.org/ns#")), m.group(0)
+        assert m.group(0).startswith(("http://www.w3.org/", "http://purl.org/dc/", "http://creativecommons.org/ns#")), (
+            m.group(0)
+        )
 
 
 def test_sections_in_order(page: str) -> None:
-    order = ["1. Verdicts", "2. Throughput", "3. Latency", "4. Speed-up heat map", "5. Cost", "6. Model lines",
-             "7. Flags", "8. The run", "9. All numbers"]
+    order = [
+        "1. Verdicts",
+        "2. Throughput",
+        "3. Latency",
+        "4. Speed-up heat map",
+        "5. Cost",
+        "6. Model lines",
+        "7. Flags",
+        "8. The run",
+        "9. All numbers",
+    ]
     positions = [page.index(h) for h in order]
     assert positions == sorted(positions)
 
@@ -149,26 +163,32 @@ def test_flagged_cells_are_marked_in_charts_and_tables(page: str, demo: Run) -> 
     svgs = [html_text(s) for s in re.findall(r"<svg.*?</svg>", page, flags=re.S)]
     noio = next(t for t in svgs if "no-I/O: throughput vs concurrency" in t)
     assert "flagged" in noio
-    flags_section = page[page.index('id="flags"'):page.index('id="run"')]
-    for reason in ("generator-bound: locust at 96% of a core", "error: server did not start: exit 3",
-                   "failures: 12 of 3,400 requests failed (ConnectionReset)", "unstable: CV 14% across repeats"):
+    flags_section = page[page.index('id="flags"') : page.index('id="run"')]
+    for reason in (
+        "generator-bound: locust at 96% of a core",
+        "error: server did not start: exit 3",
+        "failures: 12 of 3,400 requests failed (ConnectionReset)",
+        "unstable: CV 14% across repeats",
+    ):
         assert esc(reason) in flags_section
-    numbers = page[page.index('id="numbers"'):]
+    numbers = page[page.index('id="numbers"') :]
     assert numbers.count('<tr class="flagged">') == 4
 
 
 def test_verdict_sentences_are_on_the_page(page: str, demo: Run) -> None:
     vs = verdicts(demo)
     for v in vs:
-        assert esc(v.claim) in page
+        assert esc(text.claim(v)) in page
     fan = next(v for v in vs if v.workload == "fanout")
     assert fan.outcome == "pays off"
-    assert page.index(esc(fan.claim)) < page.index("2. Throughput")
+    assert page.index(esc(text.claim(fan))) < page.index("2. Throughput")
 
 
 def test_incomplete_run_banner() -> None:
-    cells = [make_cell("uvicorn", "noio", "async", 8, spread(800.0)),
-             make_cell("gunicorn-sync", "noio", "sync", 8, spread(1000.0))]
+    cells = [
+        make_cell("uvicorn", "noio", "async", 8, spread(800.0)),
+        make_cell("gunicorn-sync", "noio", "sync", 8, spread(1000.0)),
+    ]
     incomplete = render_report(make_run(cells, complete=False, missing=[("uvicorn", "noio", "async", 64)]))
     assert "Incomplete run:" in incomplete and 'role="alert"' in incomplete
     assert "1 planned cell(s) have no result" in incomplete
@@ -178,32 +198,13 @@ def test_incomplete_run_banner() -> None:
 
 def test_missing_cells_are_listed(page: str, demo: Run) -> None:
     missing = missing_cells(demo)
-    assert [(m.setup, m.workload, m.variant, m.users) for m in missing] == [
-        ("gunicorn-uvicorn", "noio", "async", 64)]
-    flags_section = page[page.index('id="flags"'):page.index('id="run"')]
+    assert [(m.setup, m.workload, m.variant, m.users) for m in missing] == [("gunicorn-uvicorn", "noio", "async", 64)]
+    flags_section = page[page.index('id="flags"') : page.index('id="run"')]
     assert "Missing cells (1)" in flags_section
     assert '<tr class="missing">' in flags_section
-    assert '<tr class="missing">' in page[page.index('id="numbers"'):]
+    assert '<tr class="missing">' in page[page.index('id="numbers"') :]
     terminal = terminal_summary(demo)
     assert "MISSING" in terminal and "INCOMPLETE RUN" in terminal
-
-
-def test_planned_cells_without_a_list_uses_the_scenario_shape() -> None:
-    # The runner records Scenario.to_dict(): setups as dicts, users under load,
-    # per-workload variants, params and sweeps.
-    run = make_run([make_cell("gunicorn-sync", "fanout", "sync", 8, spread(10.0), params={"calls": 3, "delay_ms": 5})])
-    sr = {
-        "setups": [{"name": "gunicorn-sync"}, {"name": "uvicorn"}],
-        "load": {"users": [8]},
-        "workloads": {"fanout": {"name": "fanout", "variants": ["sync", "async"], "params": {"calls": 3},
-                                 "sweep": {"delay_ms": [5, 50]}, "users": None}},
-    }
-    from dataclasses import replace
-
-    run = replace(run, scenario_resolved=sr)
-    plan = planned_cells(run)
-    assert plan is not None and len(plan) == 2 * 2 * 2
-    assert len(missing_cells(run)) == 7
 
 
 def test_csv_matches_the_cells(tmp_path: Path, demo: Run) -> None:
@@ -223,7 +224,7 @@ def test_csv_matches_the_cells(tmp_path: Path, demo: Run) -> None:
             assert [float(x) for x in r["rps_repeats"].split(";")] == c.throughputs
             assert float(r["p99_ms"]) == pytest.approx(median(c.p99s))
         assert set(filter(None, r["flags"].split(";"))) == (c.flag_codes | ({"error"} if c.status != "ok" else set()))
-    assert [r for r in rows if r["status"] == "missing"][0]["setup"] == "gunicorn-uvicorn"
+    assert next(r for r in rows if r["status"] == "missing")["setup"] == "gunicorn-uvicorn"
     # the same CSV is embedded as a download, so the page stays self-contained
     import base64
 
@@ -232,7 +233,7 @@ def test_csv_matches_the_cells(tmp_path: Path, demo: Run) -> None:
 
 
 def test_run_section_has_the_command_and_setups(page: str, demo: Run) -> None:
-    run = page[page.index('id="run"'):page.index('id="numbers"')]
+    run = page[page.index('id="run"') : page.index('id="numbers"')]
     assert "python runner.py run --scenario full" in run
     assert "closes every connection" in run  # gunicorn sync: no keep-alive
     assert "load-generator ceiling" in run and "4,000" in run
@@ -255,7 +256,7 @@ def test_empty_run_renders() -> None:
 def test_terminal_summary(demo: Run) -> None:
     out = terminal_summary(demo)
     for v in verdicts(demo):
-        assert v.sentence.split(";")[0][:40] in out.replace("\n    ", " ")
+        assert text.sentence(v).split(";")[0][:40] in out.replace("\n    ", " ")
     header = next(line for line in out.splitlines() if line.startswith("setup"))
     assert all(h in header for h in ("workload", "variant", "users", "req/s", "± spread", "p50 ms", "p99 ms", "flags"))
     assert "generator-bound" in out and "1 repeat" in out
@@ -282,13 +283,14 @@ def html_text(fragment: str) -> str:
 
 
 def test_model_line_says_when_it_assumes_calls_and_delay() -> None:
-    from asyncbench.render import charts
+    from asyncbench.render import charts_cells as charts
 
     cells = [make_cell("gunicorn-sync", "fanout", "sync", u, spread(5.0 * u)) for u in (1, 8)]
     bare = make_run(cells, scenario_resolved={"upstream": {}, "workloads": {}})
     assert "assumed 3 calls × 50 ms" in html_text(charts.throughput_chart(bare, "fanout") or "")
-    recorded = make_run(cells, scenario_resolved={"upstream": {"delay_ms": 50},
-                                                  "workloads": {"fanout": {"params": {"calls": 3}}}})
+    recorded = make_run(
+        cells, scenario_resolved={"upstream": {"delay_ms": 50}, "workloads": {"fanout": {"params": {"calls": 3}}}}
+    )
     assert "assumed" not in html_text(charts.throughput_chart(recorded, "fanout") or "")
 
 
@@ -297,10 +299,36 @@ def test_report_from_a_results_file_equals_report_from_memory(tmp_path: Path) ->
     become lists, ints stay ints) must not change a byte of the page."""
     from asyncbench.model.results import load_run, save_run
 
-    cells = [make_cell("uvicorn", "fanout", "async-aiohttp", u, spread(30.0 * u), params={"calls": 3, "delay_ms": 50})
-             for u in (1, 8)]
-    cells += [make_cell("gunicorn-gthread", "fanout", "sync", u, spread(10.0 * u), params={"calls": 3, "delay_ms": 50},
-                        flags=[("unstable", "CV 12%")] if u == 8 else ()) for u in (1, 8)]
+    cells = [
+        make_cell("uvicorn", "fanout", "async-aiohttp", u, spread(30.0 * u), params={"calls": 3, "delay_ms": 50})
+        for u in (1, 8)
+    ]
+    cells += [
+        make_cell(
+            "gunicorn-gthread",
+            "fanout",
+            "sync",
+            u,
+            spread(10.0 * u),
+            params={"calls": 3, "delay_ms": 50},
+            flags=[("unstable", "CV 12%")] if u == 8 else (),
+        )
+        for u in (1, 8)
+    ]
     run = make_run(cells, missing=[("uvicorn", "fanout", "async", 8)])
     loaded = load_run(save_run(run, tmp_path / "run"))
     assert render_report(loaded) == render_report(run)
+
+
+def test_results_without_a_planned_list_say_missing_cells_are_unknown() -> None:
+    # The runner records every planned cell under scenario_resolved["cells"];
+    # without that list the report cannot tell what is missing, and says so.
+    from dataclasses import replace
+
+    from asyncbench.render.cells import planned_cells
+
+    run = make_run([make_cell("uvicorn", "noio", "async", 8, spread(800.0))])
+    run = replace(run, scenario_resolved={k: v for k, v in run.scenario_resolved.items() if k != "cells"})
+    assert planned_cells(run) is None and missing_cells(run) == []
+    page = render_report(run)
+    assert "missing cells cannot be listed" in page

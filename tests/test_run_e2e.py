@@ -17,8 +17,15 @@ pytestmark = pytest.mark.servers
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def scenario_file(tmp_path, *, repeats=2, workloads='[workloads.noio]\nvariants = ["sync", "async"]\n',
-                  upstream="", setups='[[setups]]\nname = "uvicorn"\n', users="[2]"):
+def scenario_file(
+    tmp_path,
+    *,
+    repeats=2,
+    workloads='[workloads.noio]\nvariants = ["sync", "async"]\n',
+    upstream="",
+    setups='[[setups]]\nname = "uvicorn"\n',
+    users="[2]",
+):
     p = tmp_path / "tiny.toml"
     p.write_text(
         f'name = "tiny"\ndescription = "test"\n'
@@ -31,8 +38,15 @@ def scenario_file(tmp_path, *, repeats=2, workloads='[workloads.noio]\nvariants 
 
 
 def run_cli(*args, timeout=240):
-    return subprocess.run([sys.executable, "runner.py", *args], cwd=ROOT, capture_output=True, text=True,
-                          timeout=timeout, stdin=subprocess.DEVNULL)
+    return subprocess.run(
+        [sys.executable, "runner.py", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
 
 
 def test_run_writes_complete_versioned_results(tmp_path):
@@ -80,11 +94,14 @@ def test_a_failed_cell_keeps_the_cells_before_it(tmp_path):
     """The upstream fails every call: fan-out answers 502, its cells are marked
     as errors with the reason, and the no-I/O cells measured before are kept."""
     reports = tmp_path / "reports"
-    wl = ('[workloads.noio]\nvariants = ["sync", "async"]\n'
-          '[workloads.fanout]\nvariants = ["sync", "async"]\n')
-    done = run_cli("run", str(scenario_file(tmp_path, repeats=1, workloads=wl,
-                                            upstream="[upstream]\nerror_rate = 1.0\n")),
-                   "--reports-dir", str(reports), "--no-report")
+    wl = '[workloads.noio]\nvariants = ["sync", "async"]\n[workloads.fanout]\nvariants = ["sync", "async"]\n'
+    done = run_cli(
+        "run",
+        str(scenario_file(tmp_path, repeats=1, workloads=wl, upstream="[upstream]\nerror_rate = 1.0\n")),
+        "--reports-dir",
+        str(reports),
+        "--no-report",
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     run = load_run(reports / "latest")
     noio = [c for c in run.cells if c.workload == "noio"]
@@ -98,9 +115,19 @@ def test_a_failed_cell_keeps_the_cells_before_it(tmp_path):
 def test_interrupted_run_keeps_finished_measurements(tmp_path):
     reports = tmp_path / "reports"
     proc = subprocess.Popen(
-        [sys.executable, "runner.py", "run", str(scenario_file(tmp_path, repeats=8)), "--reports-dir",
-         str(reports), "--no-report"],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "runner.py",
+            "run",
+            str(scenario_file(tmp_path, repeats=8)),
+            "--reports-dir",
+            str(reports),
+            "--no-report",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
         start_new_session=True,
     )
     try:
@@ -115,7 +142,7 @@ def test_interrupted_run_keeps_finished_measurements(tmp_path):
                 pass
         assert measured >= 2, "the run never finished two measurements"
         os.kill(proc.pid, signal.SIGINT)
-        out, err = proc.communicate(timeout=60)
+        _out, err = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
@@ -139,8 +166,16 @@ def test_explicit_port_in_use_is_an_error_naming_it(tmp_path):
         s.bind(("127.0.0.1", 0))
         s.listen()
         port = s.getsockname()[1]
-        done = run_cli("run", str(scenario_file(tmp_path)), "--reports-dir", str(tmp_path / "r"),
-                       "--port-base", str(port), "--no-report", timeout=60)
+        done = run_cli(
+            "run",
+            str(scenario_file(tmp_path)),
+            "--reports-dir",
+            str(tmp_path / "r"),
+            "--port-base",
+            str(port),
+            "--no-report",
+            timeout=60,
+        )
     assert done.returncode == 2
     assert f"port {port}" in done.stderr and "in use" in done.stderr
     assert not (tmp_path / "r").exists()  # rejected before anything started

@@ -5,13 +5,13 @@ from __future__ import annotations
 import io
 
 import pytest
+from conftest import SEED_ROWS
 from django.core.management import call_command
 from django.db import connection
 
 from bench_site.models import GIN_INDEX_NAME, Item, ItemNoIndex
 from bench_site.seeding import is_seeded, row, seed
 from bench_site.workloads.jsonq import matching
-from conftest import SEED_ROWS
 
 
 def _indexes(model: type[Item] | type[ItemNoIndex]) -> dict[str, dict[str, object]]:

@@ -19,11 +19,11 @@ import httpx
 import pytest
 import respx
 from asgiref.sync import async_to_sync
+from conftest import BarrierUpstream
 from django.test import AsyncClient, Client
 from pytest_django.fixtures import Settings as SettingsWrapper
 
 from bench_site.workloads import fanout
-from conftest import BarrierUpstream
 from upstream.server import item_value
 
 UPSTREAM = "http://upstream.test:8099"
@@ -39,10 +39,7 @@ def _fanout_settings(settings: SettingsWrapper) -> None:
 
 def get(path: str) -> tuple[int, str, bytes]:
     """Sync views through Client, async views through AsyncClient."""
-    if path.startswith("/async"):
-        response = async_to_sync(AsyncClient().get)(path)
-    else:
-        response = Client().get(path)
+    response = async_to_sync(AsyncClient().get)(path) if path.startswith("/async") else Client().get(path)
     return response.status_code, response["Content-Type"], response.content
 
 
@@ -221,7 +218,9 @@ def barrier(settings: SettingsWrapper, barrier_upstream: BarrierUpstream) -> Bar
     return barrier_upstream
 
 
-@pytest.mark.parametrize(("variant", "concurrent"), [("sync", False), ("sync-threads", True), ("async", True), ("async-aiohttp", True)])
+@pytest.mark.parametrize(
+    ("variant", "concurrent"), [("sync", False), ("sync-threads", True), ("async", True), ("async-aiohttp", True)]
+)
 def test_concurrency_over_real_sockets(barrier: BarrierUpstream, variant: str, concurrent: bool) -> None:
     calls = 4
     barrier.reset(barrier=calls if concurrent else 1)
@@ -239,9 +238,7 @@ def test_real_upstream_500_gives_502(barrier: BarrierUpstream, variant: str) -> 
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
-def test_real_upstream_timeout_gives_504(
-    barrier: BarrierUpstream, settings: SettingsWrapper, variant: str
-) -> None:
+def test_real_upstream_timeout_gives_504(barrier: BarrierUpstream, settings: SettingsWrapper, variant: str) -> None:
     settings.BENCH_UPSTREAM_TIMEOUT_S = 0.2
     barrier.reset(delay_s=3.0)
     status, _, body = get(f"/{variant}/fanout/?calls=2")
@@ -283,7 +280,7 @@ def test_async_clients_are_per_loop_and_closed_with_the_loop(barrier: BarrierUps
     httpx_first, aiohttp_first, httpx_second, aiohttp_second = seen
     assert httpx_first is httpx_second and aiohttp_first is aiohttp_second
     assert isinstance(httpx_first, httpx.AsyncClient) and httpx_first.is_closed
-    assert getattr(aiohttp_first, "closed") is True
+    assert aiohttp_first.closed is True
     # Under the WSGI path (Client), each request's loop is gone afterwards.
     assert Client().get("/async-aiohttp/fanout/?calls=2").status_code == 200
     assert Client().get("/async/fanout/?calls=2").status_code == 200

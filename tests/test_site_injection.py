@@ -11,6 +11,7 @@ from types import ModuleType
 
 import pytest
 from asgiref.sync import async_to_sync
+from conftest import REPO_ROOT, python_env
 from django.test import AsyncClient, Client, override_settings
 from pytest_django.fixtures import Settings as SettingsWrapper
 
@@ -18,7 +19,6 @@ from bench_site import injection as injection_module
 from bench_site.injection import Injection, burn_cpu_us, injection_from_settings
 from bench_site.registry import Endpoint, endpoints
 from bench_site.urls import build_urlpatterns
-from conftest import REPO_ROOT, python_env
 
 # Workloads that need neither the database nor the upstream.
 PLAIN = ("noio", "cpu", "wait", "stream")

@@ -8,18 +8,21 @@ import sys
 
 import pytest
 from asgiref.sync import async_to_sync
+from conftest import REPO_ROOT, python_env
 from django.conf import settings
 from django.test import AsyncClient, Client, override_settings
 from django.utils.module_loading import import_string
 
 from bench_site.middleware import SyncOnlyMiddleware
-from conftest import REPO_ROOT, python_env
 
 
 def _middleware_in_fresh_process(**env: str) -> list[str]:
     # Settings are read from the environment once, at start-up: check them in a
     # new interpreter rather than reloading modules in this one.
-    code = "import django; django.setup(); from django.conf import settings; import json; print(json.dumps(settings.MIDDLEWARE))"
+    code = (
+        "import django; django.setup(); from django.conf import settings; import json; "
+        "print(json.dumps(settings.MIDDLEWARE))"
+    )
     out = subprocess.run(
         [sys.executable, "-c", code],
         cwd=REPO_ROOT,

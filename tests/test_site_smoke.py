@@ -16,9 +16,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+from conftest import Processes, StartUpstream, python_env, wait_for_health
 
 from bench_site.registry import WORKLOADS, endpoints
-from conftest import Processes, StartUpstream, python_env, wait_for_health
 
 pytestmark = pytest.mark.servers
 
@@ -81,20 +81,42 @@ def test_pairs_identical_under_gunicorn_and_uvicorn(
         "gunicorn-sync": start_server(
             processes,
             "gunicorn",
-            [str(bin_dir / "gunicorn"), "--bind", "127.0.0.1:0", "--workers", "1",
-             "--worker-class", "sync", "--timeout", "60",
-             # gunicorn 27 otherwise opens a control socket at one fixed path in
-             # $HOME, shared by every gunicorn on the machine.
-             "--no-control-socket", "bench_site.wsgi:application"],
+            [
+                str(bin_dir / "gunicorn"),
+                "--bind",
+                "127.0.0.1:0",
+                "--workers",
+                "1",
+                "--worker-class",
+                "sync",
+                "--timeout",
+                "60",
+                # gunicorn 27 otherwise opens a control socket at one fixed path in
+                # $HOME, shared by every gunicorn on the machine.
+                "--no-control-socket",
+                "bench_site.wsgi:application",
+            ],
             env,
             r"Listening at: http://127\.0\.0\.1:(\d+)",
         ),
         "uvicorn": start_server(
             processes,
             "uvicorn",
-            [str(bin_dir / "uvicorn"), "bench_site.asgi:application", "--host", "127.0.0.1",
-             "--port", "0", "--loop", "asyncio", "--http", "h11", "--lifespan", "off",
-             "--no-access-log"],
+            [
+                str(bin_dir / "uvicorn"),
+                "bench_site.asgi:application",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                "0",
+                "--loop",
+                "asyncio",
+                "--http",
+                "h11",
+                "--lifespan",
+                "off",
+                "--no-access-log",
+            ],
             env,
             r"Uvicorn running on http://127\.0\.0\.1:(\d+)",
         ),

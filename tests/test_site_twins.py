@@ -13,12 +13,12 @@ from typing import Any
 
 import pytest
 from asgiref.sync import async_to_sync
+from conftest import SEED_ROWS, StartUpstream
 from django.http import HttpResponseBase, StreamingHttpResponse
 from django.test import AsyncClient, Client
 from pytest_django.fixtures import Settings as SettingsWrapper
 
 from bench_site.registry import WORKLOADS, endpoints
-from conftest import SEED_ROWS, StartUpstream
 
 # Small values keep each request fast; each workload's defaults are covered too.
 QUERIES: dict[str, list[str]] = {

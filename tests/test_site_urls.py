@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+import inspect
 import json
 from types import ModuleType
 
@@ -12,7 +14,6 @@ from django.test import AsyncClient, Client, override_settings
 from django.urls import URLPattern, get_resolver, path, resolve
 
 from bench_site import views
-from bench_site.params import WORKLOAD_PARAMS
 from bench_site.registry import VARIANTS, WORKLOADS, endpoints
 from bench_site.workloads import VIEWS_BY_WORKLOAD
 
@@ -33,8 +34,10 @@ def test_nothing_else_under_the_variant_prefixes() -> None:
         if route.split("/")[1] in VARIANTS:
             served.add(route)
     assert served == registry_paths
-    assert {p for p in (str(x.pattern) for x in get_resolver().url_patterns)} == {
-        "health", "workloads/", *(p.lstrip("/") for p in registry_paths)
+    assert {str(x.pattern) for x in get_resolver().url_patterns} == {
+        "health",
+        "workloads/",
+        *(p.lstrip("/") for p in registry_paths),
     }
 
 
@@ -44,18 +47,29 @@ def test_views_map_matches_registry() -> None:
         assert set(VIEWS_BY_WORKLOAD[name]) == set(workload.variants), name
 
 
-def test_params_match_registry() -> None:
+def test_views_take_exactly_the_registry_params() -> None:
+    # The dispatcher passes every registry parameter as a keyword argument, so
+    # a view's keyword-only arguments are its workload's parameters, no more.
     for name, workload in WORKLOADS.items():
-        assert tuple(spec.name for spec in WORKLOAD_PARAMS[name]) == workload.params, name
+        for variant, view in VIEWS_BY_WORKLOAD[name].items():
+            signature = inspect.signature(view).parameters.values()
+            keywords = {p.name for p in signature if p.kind is inspect.Parameter.KEYWORD_ONLY}
+            assert keywords == {p.name for p in workload.params}, (name, variant)
+
+
+def test_views_come_from_where_the_registry_says() -> None:
+    for name, workload in WORKLOADS.items():
+        module_name, _, attribute = workload.views.partition(":")
+        assert module_name.startswith("bench_site.workloads."), name
+        module = importlib.import_module(module_name)
+        assert VIEWS_BY_WORKLOAD[name] is getattr(module, attribute), name
 
 
 @pytest.mark.parametrize("client_class", [Client, AsyncClient])
 def test_health_without_database(client_class: type[Client] | type[AsyncClient]) -> None:
     # No `db` fixture: pytest-django fails any database access in this test.
-    if client_class is AsyncClient:
-        response = async_to_sync(AsyncClient().get)("/health")
-    else:
-        response = Client().get("/health")
+    client = client_class()
+    response = async_to_sync(client.get)("/health") if isinstance(client, AsyncClient) else client.get("/health")
     assert (response.status_code, response["Content-Type"]) == (200, "application/json")
     assert json.loads(response.content) == {"status": "ok"}
 

@@ -9,8 +9,8 @@ import time
 
 import httpx
 import pytest
-
 from conftest import StartUpstream, stop_process
+
 from upstream.__main__ import parse_args
 from upstream.server import item_value
 
@@ -186,7 +186,12 @@ def test_sigterm_exits_cleanly_with_open_connections(start_upstream: StartUpstre
 def test_cli_defaults_and_validation() -> None:
     config, loop = parse_args([])
     assert (config.host, config.port, config.delay_ms, config.jitter_ms, config.error_rate, config.seed) == (
-        "127.0.0.1", 8099, 50.0, 0.0, 0.0, 1
+        "127.0.0.1",
+        8099,
+        50.0,
+        0.0,
+        0.0,
+        1,
     )
     assert loop == "auto"
     for bad in (["--error-rate", "1.5"], ["--delay-ms", "-1"], ["--port", "70000"]):

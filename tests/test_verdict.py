@@ -4,26 +4,36 @@ from __future__ import annotations
 
 import pytest
 
-from asyncbench.render.format import fmt, fmt_level, fmt_ms, fmt_pct, fmt_ratio, fmt_rps
+from asyncbench.analysis.comparison import INSUFFICIENT, LOSES, WINS
 from asyncbench.analysis.queueing import model_line
 from asyncbench.analysis.verdict import (
-    INSUFFICIENT,
-    LOSES,
     OUTCOME_COSTS,
     OUTCOME_INSUFFICIENT,
     OUTCOME_NO_DIFFERENCE,
     OUTCOME_PAYS_OFF,
-    WINS,
     verdicts,
     workload_verdict,
 )
+from asyncbench.model.results import Cell
+from asyncbench.render import text
+from asyncbench.render.format import fmt, fmt_level, fmt_ms, fmt_pct, fmt_ratio, fmt_rps
 from tests.synthetic import make_cell, make_run, make_setup, spread
 
 
 @pytest.mark.parametrize(
     ("value", "text"),
-    [(1234.5, "1,230"), (0.4567, "0.457"), (3.1, "3.10"), (1_234_567, "1,230,000"), (999.7, "1,000"),
-     (0.0001234, "0.000123"), (0, "0"), (None, "–"), (-18.04, "−18.0"), (float("nan"), "–")],
+    [
+        (1234.5, "1,230"),
+        (0.4567, "0.457"),
+        (3.1, "3.10"),
+        (1_234_567, "1,230,000"),
+        (999.7, "1,000"),
+        (0.0001234, "0.000123"),
+        (0, "0"),
+        (None, "–"),
+        (-18.04, "−18.0"),
+        (float("nan"), "–"),
+    ],
 )
 def test_fmt_three_significant_figures(value: float | None, text: str) -> None:
     assert fmt(value) == text
@@ -38,7 +48,7 @@ def test_fmt_helpers() -> None:
     assert fmt_level(64) == "64" and fmt_level(1000) == "1,000" and fmt_level(2.5) == "2.50"
 
 
-def _fanout(ratio: float, users: tuple[int, ...] = (8, 32, 64), repeats: int = 3) -> list:
+def _fanout(ratio: float, users: tuple[int, ...] = (8, 32, 64), repeats: int = 3) -> list[Cell]:
     cells = []
     for u in users:
         cells.append(make_cell("uvicorn", "fanout", "async-aiohttp", u, spread(100.0 * ratio, repeats)))
@@ -52,8 +62,8 @@ def test_three_times_fanout_speed_up_pays_off() -> None:
     assert v.ratio == pytest.approx(3.0)
     assert v.ci is not None and v.ci[0] > 1.0
     assert v.crossover == 8
-    assert v.sentence.startswith("fan-out: async pays off at every load level tested (8–64 users); 3.00× ")
-    assert "95% CI" in v.sentence and "p99" in v.sentence
+    assert text.sentence(v).startswith("fan-out: async pays off at every load level tested (8–64 users); 3.00× ")
+    assert "95% CI" in text.sentence(v) and "p99" in text.sentence(v)
 
 
 def test_crossover_is_lowest_level_from_which_async_wins_everywhere_above() -> None:
@@ -65,7 +75,7 @@ def test_crossover_is_lowest_level_from_which_async_wins_everywhere_above() -> N
     v = workload_verdict(make_run(cells), "fanout")
     assert [c.outcome for c in v.levels] == [LOSES, "no difference", WINS, WINS]
     assert v.crossover == 32
-    assert "pays off from 32 users up; 3.00× the throughput of the best sync setup at 64 users" in v.sentence
+    assert "pays off from 32 users up; 3.00× the throughput of the best sync setup at 64 users" in text.sentence(v)
 
 
 def test_no_io_twenty_percent_loss_costs() -> None:
@@ -76,8 +86,8 @@ def test_no_io_twenty_percent_loss_costs() -> None:
     v = workload_verdict(make_run(cells), "noio")
     assert v.outcome == OUTCOME_COSTS
     assert v.ratio == pytest.approx(0.8)
-    assert "no-I/O: async costs" in v.sentence
-    assert "20.0% throughput at 32 users" in v.sentence
+    assert "no-I/O: async costs" in text.sentence(v)
+    assert "20.0% throughput at 32 users" in text.sentence(v)
 
 
 def test_single_repeat_makes_no_claim() -> None:
@@ -88,8 +98,8 @@ def test_single_repeat_makes_no_claim() -> None:
     v = workload_verdict(make_run(cells), "fanout")
     assert v.outcome == OUTCOME_INSUFFICIENT
     assert v.levels[0].outcome == INSUFFICIENT and v.levels[0].ci is None
-    assert "insufficient data" in v.sentence and "single repeat" in v.sentence
-    assert "pays off" not in v.sentence and "costs" not in v.sentence
+    assert "insufficient data" in text.sentence(v) and "single repeat" in text.sentence(v)
+    assert "pays off" not in text.sentence(v) and "costs" not in text.sentence(v)
 
 
 def test_interval_straddling_one_is_no_difference() -> None:
@@ -100,20 +110,28 @@ def test_interval_straddling_one_is_no_difference() -> None:
     v = workload_verdict(make_run(cells), "orm")
     assert v.outcome == OUTCOME_NO_DIFFERENCE
     assert v.ci is not None and v.ci[0] < 1.0 < v.ci[1]
-    assert "no difference detected" in v.sentence
+    assert "no difference detected" in text.sentence(v)
 
 
 def test_failures_cells_are_excluded_and_named() -> None:
     cells = _fanout(3.0)
     # A failing async cell 10x faster must not become the headline.
-    cells.append(make_cell("gunicorn-uvicorn", "fanout", "async", 64, spread(1000.0),
-                           flags=[("failures", "12 of 5000 requests failed")]))
+    cells.append(
+        make_cell(
+            "gunicorn-uvicorn",
+            "fanout",
+            "async",
+            64,
+            spread(1000.0),
+            flags=[("failures", "12 of 5000 requests failed")],
+        )
+    )
     v = workload_verdict(make_run(cells), "fanout")
     assert v.ratio == pytest.approx(3.0)
     assert v.levels[-1].num is not None and v.levels[-1].num.cell.setup == "uvicorn"
-    assert "Excluded from claims: gunicorn-uvicorn / async at 64 users (failures)" in v.sentence
-    assert v.flagged and "gunicorn-uvicorn" in v.flagged[0]
-    assert "Excluded from claims" not in v.claim
+    assert "Excluded from claims: gunicorn-uvicorn / async at 64 users (failures)" in text.sentence(v)
+    assert v.excluded and "gunicorn-uvicorn" in text.excluded_names(v)[0]
+    assert "Excluded from claims" not in text.claim(v)
 
 
 @pytest.mark.parametrize("code", ["server-crash", "few-requests", "some-future-flag"])
@@ -122,7 +140,7 @@ def test_other_hard_flags_are_excluded(code: str) -> None:
     cells.append(make_cell("gunicorn-uvicorn", "fanout", "async", 64, spread(50.0), flags=[code]))
     v = workload_verdict(make_run(cells), "fanout")
     assert v.outcome == OUTCOME_PAYS_OFF
-    assert any("gunicorn-uvicorn" in f and code in f for f in v.flagged)
+    assert any("gunicorn-uvicorn" in f and code in f for f in text.excluded_names(v))
     assert any(x.setup == "gunicorn-uvicorn" for x, _r in v.levels[-1].excluded)
 
 
@@ -131,7 +149,7 @@ def test_error_cells_are_flagged_too() -> None:
     cells.append(make_cell("daphne", "fanout", "async", 64, [], status="error", error="server did not start"))
     v = workload_verdict(make_run(cells), "fanout")
     assert v.outcome == OUTCOME_PAYS_OFF
-    assert any("daphne" in f and "error" in f for f in v.flagged)
+    assert any("daphne" in f and "error" in f for f in text.excluded_names(v))
 
 
 def test_unstable_cell_is_used_and_noted() -> None:
@@ -144,9 +162,9 @@ def test_unstable_cell_is_used_and_noted() -> None:
     assert v.outcome == OUTCOME_PAYS_OFF
     assert v.ratio == pytest.approx(3.0)
     assert v.levels[0].num is not None and v.levels[0].num.cell.setup == "uvicorn"
-    assert "at least" not in v.sentence and "p99" in v.sentence
-    assert not v.flagged and "Excluded" not in v.sentence
-    wide = next(n for n in v.notes if n.startswith("Wide spread"))
+    assert "at least" not in text.sentence(v) and "p99" in text.sentence(v)
+    assert not v.excluded and "Excluded" not in text.sentence(v)
+    wide = next(n for n in text.notes(v) if n.startswith("Wide spread"))
     assert "uvicorn / async at 32 users (CV 17%)" in wide
 
 
@@ -164,10 +182,13 @@ def test_generator_bound_faster_side_supports_an_at_least_claim() -> None:
     assert lvl.outcome == LOSES and lvl.at_least
     assert lvl.den is not None and lvl.den.cell.setup == "gunicorn-gthread"
     assert lvl.p99_ratio is None and lvl.p99_omitted and v.p99_ratio is None
-    assert "async costs at least 60.0% throughput at 32 users (95% CI ≥ " in v.sentence
-    assert "gunicorn-gthread / sync generator-bound, so its throughput is a lower bound; p99 not compared" in v.sentence
-    assert "p99 0." not in v.sentence and not v.flagged
-    assert any(n.startswith("Generator-bound: gunicorn-gthread / sync at 32 users") for n in v.notes)
+    assert "async costs at least 60.0% throughput at 32 users (95% CI ≥ " in text.sentence(v)
+    assert (
+        "gunicorn-gthread / sync generator-bound, so its throughput is a lower bound; p99 not compared"
+        in text.sentence(v)
+    )
+    assert "p99 0." not in text.sentence(v) and not v.excluded
+    assert any(n.startswith("Generator-bound: gunicorn-gthread / sync at 32 users") for n in text.notes(v))
 
 
 def test_generator_bound_async_faster_side_wins_at_least() -> None:
@@ -177,7 +198,10 @@ def test_generator_bound_async_faster_side_wins_at_least() -> None:
     ]
     v = workload_verdict(make_run(cells), "fanout")
     assert v.outcome == OUTCOME_PAYS_OFF
-    assert "async pays off at 64 users; at least 3.00× the throughput of the best sync setup (95% CI ≥ " in v.sentence
+    assert (
+        "async pays off at 64 users; at least 3.00× the throughput of the best sync setup (95% CI ≥ "
+        in text.sentence(v)
+    )
 
 
 def test_generator_bound_slower_side_makes_no_claim() -> None:
@@ -190,9 +214,10 @@ def test_generator_bound_slower_side_makes_no_claim() -> None:
     v = workload_verdict(make_run(cells), "noio")
     assert v.outcome == OUTCOME_INSUFFICIENT
     assert v.levels[0].outcome == INSUFFICIENT and v.levels[0].ratio == pytest.approx(0.8)
-    assert ("generator-bound async cell (uvicorn / async) is only a lower bound, so async cannot be shown "
-            "to lose") in v.sentence
-    assert "costs" not in v.sentence
+    assert (
+        "generator-bound async cell (uvicorn / async) is only a lower bound, so async cannot be shown to lose"
+    ) in text.sentence(v)
+    assert "costs" not in text.sentence(v)
 
 
 def test_slower_generator_bound_cell_on_the_losing_side_blocks_a_win() -> None:
@@ -205,7 +230,7 @@ def test_slower_generator_bound_cell_on_the_losing_side_blocks_a_win() -> None:
     ]
     v = workload_verdict(make_run(cells), "noio")
     assert v.outcome == OUTCOME_INSUFFICIENT
-    assert "so async cannot be shown to win" in v.sentence
+    assert "so async cannot be shown to win" in text.sentence(v)
 
 
 def test_generator_bound_with_overlapping_interval_is_no_claim() -> None:
@@ -215,8 +240,8 @@ def test_generator_bound_with_overlapping_interval_is_no_claim() -> None:
     ]
     v = workload_verdict(make_run(cells), "orm")
     assert v.outcome == OUTCOME_INSUFFICIENT
-    assert "is only a lower bound and the interval includes 1" in v.sentence
-    assert "no difference detected" not in v.sentence
+    assert "is only a lower bound and the interval includes 1" in text.sentence(v)
+    assert "no difference detected" not in text.sentence(v)
 
 
 def test_excluded_rival_faster_than_best_usable_withholds_the_claim() -> None:
@@ -229,7 +254,7 @@ def test_excluded_rival_faster_than_best_usable_withholds_the_claim() -> None:
     ]
     v = workload_verdict(make_run(cells), "noio")
     assert v.outcome == OUTCOME_INSUFFICIENT
-    assert "excluded gunicorn-sync / sync (failures) outran the best usable sync cell" in v.sentence
+    assert "excluded gunicorn-sync / sync (failures) outran the best usable sync cell" in text.sentence(v)
 
 
 def test_unstable_rival_does_not_withhold_it_is_used() -> None:
@@ -241,7 +266,7 @@ def test_unstable_rival_does_not_withhold_it_is_used() -> None:
     v = workload_verdict(make_run(cells), "noio")
     assert v.outcome == OUTCOME_COSTS
     assert v.levels[0].den is not None and v.levels[0].den.cell.setup == "gunicorn-sync"
-    assert "outran" not in v.sentence and "at least" not in v.sentence
+    assert "outran" not in text.sentence(v) and "at least" not in text.sentence(v)
 
 
 def test_all_excluded_side_is_insufficient() -> None:
@@ -251,7 +276,7 @@ def test_all_excluded_side_is_insufficient() -> None:
     ]
     v = workload_verdict(make_run(cells), "noio")
     assert v.outcome == OUTCOME_INSUFFICIENT
-    assert "no usable async cell (all excluded)" in v.sentence
+    assert "no usable async cell (all excluded)" in text.sentence(v)
 
 
 def test_variant_notes_separate_client_from_async() -> None:
@@ -262,10 +287,10 @@ def test_variant_notes_separate_client_from_async() -> None:
         cells.append(make_cell("gunicorn-gthread", "fanout", "sync-threads", u, spread(100.0)))
     v = workload_verdict(make_run(cells), "fanout")
     assert v.outcome == OUTCOME_PAYS_OFF
-    client = next(n for n in v.notes if n.startswith("HTTP client"))
+    client = next(n for n in text.notes(v) if n.startswith("HTTP client"))
     assert "aiohttp reaches 10.0× the throughput of httpx" in client
     assert "depends on the HTTP client" in client
-    concurrent = next(n for n in v.notes if n.startswith("Concurrent vs async"))
+    concurrent = next(n for n in text.notes(v) if n.startswith("Concurrent vs async"))
     assert "Async beats overlapping the calls in threads here." in concurrent
 
 
@@ -276,7 +301,7 @@ def test_orm_and_index_notes() -> None:
         cells.append(make_cell("uvicorn", w, "async-s2a", 16, spread(350.0 * scale)))
         cells.append(make_cell("gunicorn-sync", w, "sync", 16, spread(600.0 * scale)))
     by = {v.workload: v for v in verdicts(make_run(cells))}
-    notes = " ".join(by["json"].notes)
+    notes = " ".join(text.notes(by["json"]))
     assert "the async ORM API reaches 0.857× the throughput of sync_to_async" in notes
     assert "What the index buys" in notes and "json reaches 10.0× the throughput of json-noindex" in notes
 
@@ -296,7 +321,7 @@ def test_delay_crossover() -> None:
     assert v.params == (("calls", 3), ("delay_ms", 50))
     assert v.delay_users == 32
     assert v.delay_crossover_ms == 50
-    assert "async wins from 50 ms up (tested 1–200 ms)" in v.sentence
+    assert "async wins from 50 ms up (tested 1–200 ms)" in text.sentence(v)
 
 
 def test_model_line_littles_law() -> None:
@@ -318,8 +343,9 @@ def test_model_line_littles_law() -> None:
 
 def test_model_line_reads_the_scenario_then_assumes() -> None:
     c = make_cell("gunicorn-sync", "fanout", "sync", 8, spread(5.0))
-    run = make_run([c], scenario_resolved={"upstream": {"delay_ms": 20},
-                                           "workloads": {"fanout": {"params": {"calls": 5}}}})
+    run = make_run(
+        [c], scenario_resolved={"upstream": {"delay_ms": 20}, "workloads": {"fanout": {"params": {"calls": 5}}}}
+    )
     m = model_line(run, "gunicorn-sync", "sync", c)
     assert m is not None and (m.calls, m.delay_ms, m.assumed) == (5, 20.0, False)
     bare = make_run([c], scenario_resolved={"upstream": {}, "workloads": {}})
@@ -328,7 +354,7 @@ def test_model_line_reads_the_scenario_then_assumes() -> None:
 
 
 def test_ab_run_uses_head_cells() -> None:
-    cells = [make_cell(*c.key.split("/")[:3], c.users, c.throughputs, revision="head") for c in _fanout(3.0)]
+    cells = [make_cell(c.setup, c.workload, c.variant, c.users, c.throughputs, revision="head") for c in _fanout(3.0)]
     base = [make_cell("uvicorn", "fanout", "async-aiohttp", 64, spread(1.0), revision="base")]
     v = workload_verdict(make_run(cells + base), "fanout")
     assert v.ratio == pytest.approx(3.0)

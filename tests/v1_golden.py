@@ -49,16 +49,17 @@ class _Tables(HTMLParser):
 
 
 def rendering() -> dict[str, object]:
+    from asyncbench.analysis.verdict import verdicts
     from asyncbench.model.results import load_run
+    from asyncbench.render import text
     from asyncbench.render.report import cells_csv, render_report
     from asyncbench.render.terminal import terminal_summary
-    from asyncbench.analysis.verdict import verdicts
 
     run = load_run(FIXTURE)
     parser = _Tables()
     parser.feed(render_report(run))
     return {
-        "verdicts": [{"sentence": v.sentence, "notes": list(v.notes)} for v in verdicts(run)],
+        "verdicts": [{"sentence": text.sentence(v), "notes": list(text.notes(v))} for v in verdicts(run)],
         "terminal": terminal_summary(run).splitlines(),
         "csv": cells_csv(run).splitlines(),
         "tables": parser.rows,

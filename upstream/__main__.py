@@ -39,15 +39,23 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[Config, str]:
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default loopback)")
     parser.add_argument("--port", type=_port, default=8099, help="0 picks a free port")
-    parser.add_argument("--delay-ms", type=_non_negative, default=50.0,
-                        help="default delay of /item/<i>; ?delay_ms= overrides it per request")
-    parser.add_argument("--jitter-ms", type=_non_negative, default=0.0,
-                        help="uniform +/- jitter added to every delay")
-    parser.add_argument("--error-rate", type=_rate, default=0.0,
-                        help="fraction of /item requests answered with 500 (seeded)")
+    parser.add_argument(
+        "--delay-ms",
+        type=_non_negative,
+        default=50.0,
+        help="default delay of /item/<i>; ?delay_ms= overrides it per request",
+    )
+    parser.add_argument("--jitter-ms", type=_non_negative, default=0.0, help="uniform +/- jitter added to every delay")
+    parser.add_argument(
+        "--error-rate", type=_rate, default=0.0, help="fraction of /item requests answered with 500 (seeded)"
+    )
     parser.add_argument("--seed", type=int, default=1, help="seed of the error and jitter draws")
-    parser.add_argument("--loop", choices=("auto", "asyncio", "uvloop"), default="auto",
-                        help="event loop; auto uses uvloop when installed")
+    parser.add_argument(
+        "--loop",
+        choices=("auto", "asyncio", "uvloop"),
+        default="auto",
+        help="event loop; auto uses uvloop when installed",
+    )
     args = parser.parse_args(argv)
     config = Config(
         host=args.host,

@@ -78,7 +78,7 @@ _FAILURE_BODY = _json({"error": "injected failure"})
 class _Pending:
     """One response slot, kept in request order on its connection."""
 
-    __slots__ = ("data", "close", "ready")
+    __slots__ = ("close", "data", "ready")
 
     def __init__(self, data: bytes, close: bool, ready: bool) -> None:
         self.data = data

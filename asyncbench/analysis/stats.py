@@ -60,8 +60,8 @@ def bootstrap_ratio_ci(
         return None
     ratios.sort()
     alpha = (1.0 - confidence) / 2.0
-    lo = ratios[max(0, int(math.floor(alpha * len(ratios))))]
-    hi = ratios[min(len(ratios) - 1, int(math.ceil((1 - alpha) * len(ratios))) - 1)]
+    lo = ratios[max(0, math.floor(alpha * len(ratios)))]
+    hi = ratios[min(len(ratios) - 1, math.ceil((1 - alpha) * len(ratios)) - 1)]
     return point, lo, hi
 
 
@@ -97,6 +97,10 @@ def mann_whitney_greater(x: Sequence[float], y: Sequence[float]) -> tuple[float,
     p-value is exact (enumerated null distribution) when there are no ties and
     both samples have at most 30 values, otherwise the normal approximation
     with tie correction and continuity correction.
+
+    Hand-written rather than scipy.stats.mannwhitneyu: scipy's exact and
+    asymptotic p-values differ from these in the last digits (a few ulps),
+    which would move the gate's recorded numbers without any gain.
     """
     n, m = len(x), len(y)
     if n == 0 or m == 0:
@@ -113,7 +117,7 @@ def mann_whitney_greater(x: Sequence[float], y: Sequence[float]) -> tuple[float,
     if not has_ties and n <= 30 and m <= 30:
         dist = _u_distribution(n, m)
         total = sum(dist)
-        k = int(math.ceil(u - 1e-9))
+        k = math.ceil(u - 1e-9)
         p = sum(dist[k:]) / total
         return u, p
     # normal approximation with tie correction
@@ -133,51 +137,22 @@ def mann_whitney_greater(x: Sequence[float], y: Sequence[float]) -> tuple[float,
     return u, p
 
 
-def _ranks(values: Sequence[float]) -> list[float]:
-    order = sorted(range(len(values)), key=lambda i: values[i])
-    ranks = [0.0] * len(values)
-    i = 0
-    while i < len(order):
-        j = i
-        while j + 1 < len(order) and values[order[j + 1]] == values[order[i]]:
-            j += 1
-        r = (i + j) / 2.0 + 1.0
-        for k in range(i, j + 1):
-            ranks[order[k]] = r
-        i = j + 1
-    return ranks
-
-
 def min_p_value(n: int, m: int) -> float:
     """The smallest one-sided p-value a rank test can reach with n and m values."""
     return 1.0 / math.comb(n + m, n)
 
 
-def holm(p_values: Sequence[float], alpha: float) -> list[bool]:
-    """Holm-Bonferroni step-down: which hypotheses are rejected at family level alpha."""
-    order = sorted(range(len(p_values)), key=lambda i: p_values[i])
-    rejected = [False] * len(p_values)
-    k = len(p_values)
-    for rank, i in enumerate(order):
-        if p_values[i] <= alpha / (k - rank):
-            rejected[i] = True
-        else:
-            break
-    return rejected
-
-
-# ---------------------------------------------------------------- added for the gate
-
-
 def _doubled_midranks(values: Sequence[float]) -> list[int]:
+    # Imported here: scipy.stats takes about a second to import and only the
+    # gate ranks anything.
+    from scipy.stats import rankdata
+
     # Midranks are multiples of 1/2; doubling them keeps the exact enumeration
     # below in integers.
-    return [int(round(2 * r)) for r in _ranks(values)]
+    return [round(2 * float(r)) for r in rankdata(values, method="average")]
 
 
-def mann_whitney_greater_exact(
-    x: Sequence[float], y: Sequence[float], *, max_total: int = 40
-) -> tuple[float, float]:
+def mann_whitney_greater_exact(x: Sequence[float], y: Sequence[float], *, max_total: int = 40) -> tuple[float, float]:
     """One-sided Mann-Whitney U (H1: x tends to be greater than y), exact even with ties.
 
     Without ties this is `mann_whitney_greater`. With ties (common for latency
@@ -188,6 +163,9 @@ def mann_whitney_greater_exact(
     (midranks), enumerated by dynamic programming over subsets. Above
     `max_total` values in all it falls back to the normal approximation, which
     is adequate at those sizes.
+
+    scipy.stats.mannwhitneyu(method="exact") makes no correction for ties (it
+    uses the no-ties null distribution), which is why this is hand-written.
     """
     n, m = len(x), len(y)
     if n == 0 or m == 0:
@@ -215,24 +193,12 @@ def mann_whitney_greater_exact(
     return u, min(1.0, p)
 
 
-def min_p_value_exact(x: Sequence[float], y: Sequence[float]) -> float:
-    """The smallest one-sided p-value reachable with these sizes and this tie pattern.
-
-    Equals `min_p_value(n, m)` without ties; with ties the most extreme
-    arrangement may be shared by several subsets, so it can be larger.
-    """
-    n = len(x)
-    ordered = sorted(list(x) + list(y))
-    # the most extreme arrangement: x holds the n largest values
-    _, p = mann_whitney_greater_exact(ordered[-n:], ordered[:-n])
-    return p
-
-
 def holm_adjusted(p_values: Sequence[float]) -> list[float]:
     """Holm-Bonferroni adjusted p-values (reject hypothesis i iff adjusted[i] <= alpha).
 
-    Agrees with `holm` for every alpha; the adjusted value is what a report
-    shows next to the raw p so a reader can see how the correction moved it.
+    Rejecting where adjusted <= alpha is Holm's step-down at family level
+    alpha, for every alpha; the adjusted value is what a report shows next to
+    the raw p so a reader can see how the correction moved it.
     """
     k = len(p_values)
     order = sorted(range(k), key=lambda i: p_values[i])
@@ -244,7 +210,7 @@ def holm_adjusted(p_values: Sequence[float]) -> list[float]:
     return adjusted
 
 
-def wilson_interval(successes: int, trials: int, *, z: float = 1.959963984540054) -> tuple[float, float]:
+def wilson_interval(successes: int, trials: int, *, confidence: float = 0.95) -> tuple[float, float]:
     """Wilson score interval for a binomial proportion (95% by default).
 
     Used for false-alarm and detection rates measured over a handful of
@@ -252,6 +218,11 @@ def wilson_interval(successes: int, trials: int, *, z: float = 1.959963984540054
     """
     if trials <= 0:
         return (0.0, 1.0)
+    # Imported here: scipy.stats takes about a second to import, and only the
+    # gate's accuracy study needs it; every report would pay for it otherwise.
+    from scipy.stats import norm
+
+    z = float(norm.ppf(0.5 + confidence / 2))
     p = successes / trials
     denom = 1.0 + z * z / trials
     centre = (p + z * z / (2 * trials)) / denom

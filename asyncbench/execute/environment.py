@@ -52,9 +52,7 @@ def cpu_model() -> str:
 def git_commit(root: Path) -> dict[str, Any]:
     def git(*args: str) -> str | None:
         try:
-            out = subprocess.run(
-                ["git", *args], cwd=root, capture_output=True, text=True, timeout=5, check=True
-            )
+            out = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=5, check=True)
             return out.stdout.strip()
         except (OSError, subprocess.SubprocessError):
             return None

@@ -26,7 +26,7 @@ def bucket_value(index: int) -> float:
 
 
 class Histogram:
-    __slots__ = ("counts", "count", "total_us", "max_us", "min_us")
+    __slots__ = ("count", "counts", "max_us", "min_us", "total_us")
 
     def __init__(self) -> None:
         self.counts: dict[int, int] = {}
@@ -40,10 +40,8 @@ class Histogram:
         self.counts[b] = self.counts.get(b, 0) + 1
         self.count += 1
         self.total_us += us
-        if us > self.max_us:
-            self.max_us = us
-        if us < self.min_us:
-            self.min_us = us
+        self.max_us = max(self.max_us, us)
+        self.min_us = min(self.min_us, us)
 
     def merge(self, other: Histogram) -> None:
         for b, c in other.counts.items():
@@ -87,11 +85,11 @@ class Histogram:
         counts = d.get("counts", {})
         assert isinstance(counts, Mapping)
         h.counts = {int(k): int(v) for k, v in counts.items()}
-        h.count = int(d.get("count", 0))  # type: ignore[arg-type]
-        h.total_us = float(d.get("total_us", 0.0))  # type: ignore[arg-type]
-        h.max_us = float(d.get("max_us", 0.0))  # type: ignore[arg-type]
+        h.count = int(_number(d.get("count", 0)))
+        h.total_us = float(_number(d.get("total_us", 0.0)))
+        h.max_us = float(_number(d.get("max_us", 0.0)))
         mn = d.get("min_us")
-        h.min_us = float(mn) if mn is not None else math.inf  # type: ignore[arg-type]
+        h.min_us = float(_number(mn)) if mn is not None else math.inf
         return h
 
     @classmethod
@@ -100,3 +98,10 @@ class Histogram:
         for p in parts:
             h.merge(p)
         return h
+
+
+def _number(value: object) -> float | int | str:
+    """A stored count or time, as int() and float() take it; anything else is a corrupt file."""
+    if not isinstance(value, (int, float, str)):
+        raise TypeError(f"expected a number, got {value!r}")
+    return value

@@ -13,9 +13,9 @@ import os
 import select
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from collections.abc import Callable
 from typing import Any
 
 from asyncbench.execute.histogram import Histogram
@@ -165,9 +165,13 @@ class LoadGenerator:
             raise
         return _merge(results)
 
-    def _collect(self, active: list[tuple[ManagedProcess, int]], timeout: float,
-                 on_window_start: Callable[[], None] | None,
-                 on_window_end: Callable[[], None] | None) -> list[dict[str, Any]]:
+    def _collect(
+        self,
+        active: list[tuple[ManagedProcess, int]],
+        timeout: float,
+        on_window_start: Callable[[], None] | None,
+        on_window_end: Callable[[], None] | None,
+    ) -> list[dict[str, Any]]:
         """Read every driver's window events and result, in protocol order.
 
         All drivers got their command at once, so their windows start within

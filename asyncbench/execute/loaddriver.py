@@ -40,8 +40,8 @@ import gevent
 from locust.env import Environment
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from asyncbench.execute.histogram import Histogram  # noqa: E402
-from locustfiles.endpoint import EndpointUser  # noqa: E402
+from asyncbench.execute.histogram import Histogram
+from locustfiles.endpoint import EndpointUser
 
 TICK_S = 0.5
 
@@ -113,7 +113,8 @@ def measure(cmd: dict[str, Any], recorder: Recorder, emit: Any = None) -> dict[s
 
     user_class = type("CellUser", (EndpointUser,), {"path": path, "host": host})
     env = Environment(user_classes=[user_class], host=host)
-    env.events.request.add_listener(recorder.on_request)
+    request_hook: Any = env.events.request  # locust's EventHook methods carry no annotations
+    request_hook.add_listener(recorder.on_request)
     runner = env.create_local_runner()
     try:
         runner.start(users, spawn_rate=max(users, 1) * 10)
@@ -164,7 +165,7 @@ def measure(cmd: dict[str, Any], recorder: Recorder, emit: Any = None) -> dict[s
         }
     finally:
         runner.quit()
-        env.events.request.remove_listener(recorder.on_request)
+        request_hook.remove_listener(recorder.on_request)
 
     h = recorder.hist
     series = []
@@ -222,13 +223,14 @@ def main() -> int:
     os.dup2(2, 1)
     sys.stdout = sys.stderr
     print(json.dumps({"ready": True}), file=out, flush=True)
-    for line in sys.stdin:
-        line = line.strip()
+    for raw in sys.stdin:
+        line = raw.strip()
         if not line:
             continue
         cmd = json.loads(line)
         if cmd.get("op") == "quit":
             break
+
         def emit(obj: dict[str, Any]) -> None:
             out.write(json.dumps(obj) + "\n")
             out.flush()

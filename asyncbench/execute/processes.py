@@ -9,6 +9,7 @@ its output kept in a log file beside the run.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import http.client
 import os
@@ -20,6 +21,7 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
+from typing import BinaryIO
 
 LOOPBACK = "127.0.0.1"
 
@@ -53,8 +55,7 @@ def check_port_free(port: int, host: str = LOOPBACK) -> None:
         except OSError as exc:
             if exc.errno == errno.EADDRINUSE:
                 raise PortInUseError(
-                    f"port {port} on {host} is already in use; choose another or omit it "
-                    "to let the OS pick a free one"
+                    f"port {port} on {host} is already in use; choose another or omit it to let the OS pick a free one"
                 ) from None
             raise
 
@@ -130,14 +131,14 @@ class ManagedProcess:
         # only its stderr goes to the log.
         self.pipe_stdio = pipe_stdio
         self.proc: subprocess.Popen[bytes] | None = None
-        self._log = None
+        self._log: BinaryIO | None = None
 
     # -- lifecycle
     def start(self) -> ManagedProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
-        self._log.write(f"$ {' '.join(self.argv)}\n".encode())
-        self._log.flush()
+        log = self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
+        log.write(f"$ {' '.join(self.argv)}\n".encode())
+        log.flush()
         self.proc = subprocess.Popen(
             self.argv,
             stdin=subprocess.PIPE if self.pipe_stdio else subprocess.DEVNULL,
@@ -225,10 +226,9 @@ class ManagedProcess:
         assert self.proc is not None
         try:
             if self.pipe_stdio and self.proc.stdin is not None:
-                try:
+                # the child may have exited and closed its end already
+                with contextlib.suppress(OSError):
                     self.proc.stdin.close()
-                except OSError:
-                    pass
             if self.proc.poll() is None:
                 _signal_group(self.pgid, signal.SIGTERM)
                 try:
@@ -267,7 +267,6 @@ class ManagedProcess:
 
 
 def _signal_group(pgid: int, sig: signal.Signals) -> None:
-    try:
+    # the group may be gone already: nothing left to signal
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(pgid, sig)
-    except ProcessLookupError:
-        pass

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
 SCHEMA_VERSION = 1
 
+
 @dataclass(frozen=True)
 class Flag:
     code: str

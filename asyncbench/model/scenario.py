@@ -8,7 +8,6 @@ unknown workload, variant or setup, a wrong type or an impossible value is a
 from __future__ import annotations
 
 import copy
-
 import itertools
 import os
 import tomllib
@@ -16,15 +15,27 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from bench_site.registry import WORKLOADS
 from asyncbench.execute.setups import SETUPS, SetupConfig
+from asyncbench.gate.config import validate_gate_section
+from asyncbench.model.scenario_keys import (
+    CPU_KEYS,
+    DB_KEYS,
+    GATE_KEYS,
+    LOAD_KEYS,
+    SETUP_KEYS,
+    TOP_KEYS,
+    UPSTREAM_KEYS,
+    WORKLOAD_KEYS,
+    check_keys,
+    int_list,
+    param_value,
+    positive,
+)
+from asyncbench.model.scenario_keys import ScenarioError as ScenarioError  # noqa: PLC0414 (a re-export)
+from bench_site.registry import WORKLOADS
 
 ROOT = Path(__file__).resolve().parents[2]
 SCENARIO_DIR = ROOT / "scenarios"
-
-
-class ScenarioError(ValueError):
-    pass
 
 
 @dataclass(frozen=True)
@@ -116,222 +127,36 @@ class Scenario:
 
 # ------------------------------------------------------------------ validation
 
-_TOP_KEYS = {
-    "name": str,
-    "description": str,
-    "load": dict,
-    "setups": list,
-    "workloads": dict,
-    "database": dict,
-    "upstream": dict,
-    "cpu": dict,
-    "gate": dict,
-    "server_env": dict,
-}
-_LOAD_KEYS = {
-    "users": list,
-    "repeats": int,
-    "warmup_s": float,
-    "min_s": float,
-    "max_s": float,
-    "slow_max_s": float,
-    "target_rse": float,
-    "min_requests_per_user": int,
-    "processes": int,
-    "drain_timeout_s": float,
-    "generator_cpu_limit": float,
-    "ceiling_fraction": float,
-    "unstable_cv": float,
-}
-_SETUP_KEYS = {"name": str, "kind": str, "workers": int, "threads": int, "sync_middleware": bool}
-_WORKLOAD_KEYS = {"variants": list, "params": dict, "sweep": dict, "users": list}
-_DB_KEYS = {"engine": str, "url": str, "rows": int, "sqlite_path": str}
-_UPSTREAM_KEYS = {"delay_ms": int, "jitter_ms": int, "error_rate": float}
-_CPU_KEYS = {"server": list, "generator": list}
-_GATE_KEYS = {
-    "threshold": float,
-    "thresholds": dict,
-    "alpha": float,
-    "min_repeats": int,
-    "metrics": list,
-    "normalize": str,
-    "calibration": dict,
-}
-_PARAM_BOUNDS = {
-    "calls": (1, 50),
-    "delay_ms": (0, 10_000),
-    "rows": (1, 500),
-    "page": (1, 100_000),
-    "rounds": (1, 1_000_000),
-    "ms": (0, 10_000),
-    "chunks": (1, 10_000),
-}
-
-
-def _check_keys(where: str, data: dict[str, Any], allowed: dict[str, type]) -> None:
-    for key, value in data.items():
-        if key not in allowed:
-            raise ScenarioError(
-                f"{where}: unknown key {key!r}; allowed keys: {', '.join(sorted(allowed))}"
-            )
-        want = allowed[key]
-        ok = isinstance(value, want) and not (want is int and isinstance(value, bool))
-        if want is float and isinstance(value, int) and not isinstance(value, bool):
-            ok = True
-        if not ok:
-            raise ScenarioError(
-                f"{where}.{key}: expected {want.__name__}, got {type(value).__name__} ({value!r})"
-            )
-
-
-def _int_list(where: str, values: list[Any], lo: int, hi: int) -> tuple[int, ...]:
-    if not values:
-        raise ScenarioError(f"{where}: must not be empty")
-    out = []
-    for v in values:
-        if not isinstance(v, int) or isinstance(v, bool) or not lo <= v <= hi:
-            raise ScenarioError(f"{where}: {v!r} is not an integer in {lo}..{hi}")
-        out.append(v)
-    if len(set(out)) != len(out):
-        raise ScenarioError(f"{where}: duplicate values in {out}")
-    return tuple(out)
-
-
-def _positive(where: str, value: float, *, allow_zero: bool = False) -> None:
-    if value < 0 or (value == 0 and not allow_zero):
-        raise ScenarioError(f"{where}: must be {'>= 0' if allow_zero else '> 0'}, got {value!r}")
-
 
 def parse(data: dict[str, Any], *, source: str = "<scenario>") -> Scenario:
-    _check_keys("scenario", data, _TOP_KEYS)
+    check_keys("scenario", data, TOP_KEYS)
     for required in ("name", "load", "setups", "workloads"):
         if required not in data:
             raise ScenarioError(f"scenario: missing required key {required!r}")
-
-    load_d = dict(data["load"])
-    _check_keys("load", load_d, _LOAD_KEYS)
-    if "users" not in load_d:
-        raise ScenarioError("load: missing required key 'users' (a list of user counts)")
-    users = _int_list("load.users", load_d.pop("users"), 1, 10_000)
-    load = LoadConfig(users=users, **{k: v for k, v in load_d.items()})
-    if load.repeats < 1:
-        raise ScenarioError(f"load.repeats: must be >= 1, got {load.repeats}")
-    if load.processes < 1:
-        raise ScenarioError(f"load.processes: must be >= 1, got {load.processes}")
-    for k in ("min_s", "max_s", "target_rse", "drain_timeout_s", "ceiling_fraction", "unstable_cv"):
-        _positive(f"load.{k}", getattr(load, k))
-    _positive("load.warmup_s", load.warmup_s, allow_zero=True)
-    if load.max_s < load.min_s:
-        raise ScenarioError(f"load.max_s ({load.max_s}) must be >= load.min_s ({load.min_s})")
-    if load.slow_max_s and load.slow_max_s < load.max_s:
-        raise ScenarioError(f"load.slow_max_s ({load.slow_max_s}) must be 0 (off) or >= load.max_s ({load.max_s})")
-    if not load.slow_max_s:
-        load = replace(load, slow_max_s=load.max_s)
-
-    setups = []
-    if not data["setups"]:
-        raise ScenarioError(f"setups: must not be empty; allowed kinds: {', '.join(SETUPS)}")
-    names: set[str] = set()
-    for i, s in enumerate(data["setups"]):
-        where = f"setups[{i}]"
-        if not isinstance(s, dict):
-            raise ScenarioError(f"{where}: expected a table, got {s!r}")
-        _check_keys(where, s, _SETUP_KEYS)
-        if "name" not in s:
-            raise ScenarioError(f"{where}: missing 'name'; allowed: {', '.join(SETUPS)}")
-        kind = s.get("kind", s["name"])
-        if kind not in SETUPS:
-            raise ScenarioError(
-                f"{where}.{'kind' if 'kind' in s else 'name'}: unknown setup {kind!r}; "
-                f"allowed: {', '.join(SETUPS)}"
-            )
-        spec = SETUPS[kind]
-        workers = s.get("workers", 0)
-        threads = s.get("threads", 8 if spec.uses_threads else 1)
-        if workers < 0 or threads < 1:
-            raise ScenarioError(f"{where}: workers must be >= 0 (0 = one per server CPU), threads >= 1")
-        if spec.max_workers is not None and workers > spec.max_workers:
-            raise ScenarioError(f"{where}.workers: {kind} supports at most {spec.max_workers}")
-        if s["name"] in names:
-            raise ScenarioError(f"{where}.name: duplicate setup name {s['name']!r}")
-        names.add(s["name"])
-        setups.append(SetupConfig(s["name"], kind, workers, threads, s.get("sync_middleware", False)))
-
-    workloads = []
-    if not data["workloads"]:
-        raise ScenarioError(f"workloads: must not be empty; allowed: {', '.join(WORKLOADS)}")
-    for wname, w in data["workloads"].items():
-        where = f"workloads.{wname}"
-        if wname not in WORKLOADS:
-            raise ScenarioError(f"{where}: unknown workload {wname!r}; allowed: {', '.join(WORKLOADS)}")
-        if not isinstance(w, dict):
-            raise ScenarioError(f"{where}: expected a table, got {w!r}")
-        _check_keys(where, w, _WORKLOAD_KEYS)
-        spec = WORKLOADS[wname]
-        variants = tuple(w.get("variants", spec.variants))
-        if not variants:
-            raise ScenarioError(f"{where}.variants: must not be empty; allowed: {', '.join(spec.variants)}")
-        for v in variants:
-            if v not in spec.variants:
-                raise ScenarioError(
-                    f"{where}.variants: unknown variant {v!r}; allowed: {', '.join(spec.variants)}"
-                )
-        params: dict[str, int] = {}
-        for key, val in w.get("params", {}).items():
-            params[key] = _param(f"{where}.params.{key}", key, val, spec.params)
-        sweep: dict[str, tuple[int, ...]] = {}
-        for key, vals in w.get("sweep", {}).items():
-            if not isinstance(vals, list):
-                raise ScenarioError(f"{where}.sweep.{key}: expected a list of integers")
-            sweep[key] = tuple(_param(f"{where}.sweep.{key}", key, v, spec.params) for v in vals)
-            if not sweep[key]:
-                raise ScenarioError(f"{where}.sweep.{key}: must not be empty")
-        w_users = _int_list(f"{where}.users", w["users"], 1, 10_000) if "users" in w else None
-        workloads.append(WorkloadConfig(wname, variants, params, sweep, w_users))
-
-    db_d = data.get("database", {})
-    _check_keys("database", db_d, _DB_KEYS)
-    db = DatabaseConfig(**db_d)
-    if db.engine not in ("sqlite", "postgres"):
-        raise ScenarioError(f"database.engine: unknown {db.engine!r}; allowed: sqlite, postgres")
-    if db.rows < 100:
-        raise ScenarioError(f"database.rows: must be >= 100, got {db.rows}")
-
-    up_d = data.get("upstream", {})
-    _check_keys("upstream", up_d, _UPSTREAM_KEYS)
-    up = UpstreamConfig(**up_d)
-    if up.delay_ms < 0 or up.jitter_ms < 0 or not 0 <= up.error_rate <= 1:
-        raise ScenarioError("upstream: delay_ms and jitter_ms must be >= 0, error_rate in 0..1")
-
-    cpu_d = data.get("cpu", {})
-    _check_keys("cpu", cpu_d, _CPU_KEYS)
-    ncpu = os.cpu_count() or 1
-    cpu = CpuConfig(
-        server=_int_list("cpu.server", cpu_d["server"], 0, ncpu - 1) if cpu_d.get("server") else (),
-        generator=_int_list("cpu.generator", cpu_d["generator"], 0, ncpu - 1) if cpu_d.get("generator") else (),
-    )
-
+    # A fixed order, so a scenario with several problems always reports the same one.
+    load = _load_config(data["load"])
+    setups = _setups(data["setups"])
+    workloads = _workloads(data["workloads"])
+    database = _database(data.get("database", {}))
+    upstream = _upstream(data.get("upstream", {}))
+    cpu = _cpu(data.get("cpu", {}))
     gate = dict(data.get("gate", {}))
-    _check_keys("gate", gate, _GATE_KEYS)
-    from asyncbench.gate.core import validate_gate_section
-
+    check_keys("gate", gate, GATE_KEYS)
     problems = validate_gate_section(gate)
     if problems:
         raise ScenarioError("; ".join(problems))
-
     server_env = data.get("server_env", {})
     for k, v in server_env.items():
         if not isinstance(v, str):
             raise ScenarioError(f"server_env.{k}: expected a string, got {v!r}")
-
     return Scenario(
         name=data["name"],
         description=data.get("description", ""),
         load=load,
-        setups=tuple(setups),
-        workloads=tuple(workloads),
-        database=db,
-        upstream=up,
+        setups=setups,
+        workloads=workloads,
+        database=database,
+        upstream=upstream,
         cpu=cpu,
         gate=gate,
         server_env=dict(server_env),
@@ -339,15 +164,118 @@ def parse(data: dict[str, Any], *, source: str = "<scenario>") -> Scenario:
     )
 
 
-def _param(where: str, key: str, value: Any, allowed: tuple[str, ...]) -> int:
-    if key not in allowed:
-        raise ScenarioError(
-            f"{where}: unknown parameter {key!r}; allowed: {', '.join(allowed) or '(none)'}"
-        )
-    lo, hi = _PARAM_BOUNDS[key]
-    if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
-        raise ScenarioError(f"{where}: {value!r} is not an integer in {lo}..{hi}")
-    return value
+def _load_config(section: dict[str, Any]) -> LoadConfig:
+    load_d = dict(section)
+    check_keys("load", load_d, LOAD_KEYS)
+    if "users" not in load_d:
+        raise ScenarioError("load: missing required key 'users' (a list of user counts)")
+    users = int_list("load.users", load_d.pop("users"), 1, 10_000)
+    load = LoadConfig(users=users, **load_d)
+    if load.repeats < 1:
+        raise ScenarioError(f"load.repeats: must be >= 1, got {load.repeats}")
+    if load.processes < 1:
+        raise ScenarioError(f"load.processes: must be >= 1, got {load.processes}")
+    for k in ("min_s", "max_s", "target_rse", "drain_timeout_s", "ceiling_fraction", "unstable_cv"):
+        positive(f"load.{k}", getattr(load, k))
+    positive("load.warmup_s", load.warmup_s, allow_zero=True)
+    if load.max_s < load.min_s:
+        raise ScenarioError(f"load.max_s ({load.max_s}) must be >= load.min_s ({load.min_s})")
+    if load.slow_max_s and load.slow_max_s < load.max_s:
+        raise ScenarioError(f"load.slow_max_s ({load.slow_max_s}) must be 0 (off) or >= load.max_s ({load.max_s})")
+    if not load.slow_max_s:
+        load = replace(load, slow_max_s=load.max_s)
+    return load
+
+
+def _setups(section: list[Any]) -> tuple[SetupConfig, ...]:
+    if not section:
+        raise ScenarioError(f"setups: must not be empty; allowed kinds: {', '.join(SETUPS)}")
+    setups: list[SetupConfig] = []
+    names: set[str] = set()
+    for i, s in enumerate(section):
+        where = f"setups[{i}]"
+        if not isinstance(s, dict):
+            raise ScenarioError(f"{where}: expected a table, got {s!r}")
+        check_keys(where, s, SETUP_KEYS)
+        if "name" not in s:
+            raise ScenarioError(f"{where}: missing 'name'; allowed: {', '.join(SETUPS)}")
+        kind = s.get("kind", s["name"])
+        if kind not in SETUPS:
+            raise ScenarioError(
+                f"{where}.{'kind' if 'kind' in s else 'name'}: unknown setup {kind!r}; allowed: {', '.join(SETUPS)}"
+            )
+        setup_kind = SETUPS[kind]
+        workers = s.get("workers", 0)
+        threads = s.get("threads", 8 if setup_kind.uses_threads else 1)
+        if workers < 0 or threads < 1:
+            raise ScenarioError(f"{where}: workers must be >= 0 (0 = one per server CPU), threads >= 1")
+        if setup_kind.max_workers is not None and workers > setup_kind.max_workers:
+            raise ScenarioError(f"{where}.workers: {kind} supports at most {setup_kind.max_workers}")
+        if s["name"] in names:
+            raise ScenarioError(f"{where}.name: duplicate setup name {s['name']!r}")
+        names.add(s["name"])
+        setups.append(SetupConfig(s["name"], kind, workers, threads, s.get("sync_middleware", False)))
+    return tuple(setups)
+
+
+def _workloads(section: dict[str, Any]) -> tuple[WorkloadConfig, ...]:
+    if not section:
+        raise ScenarioError(f"workloads: must not be empty; allowed: {', '.join(WORKLOADS)}")
+    workloads: list[WorkloadConfig] = []
+    for wname, w in section.items():
+        where = f"workloads.{wname}"
+        if wname not in WORKLOADS:
+            raise ScenarioError(f"{where}: unknown workload {wname!r}; allowed: {', '.join(WORKLOADS)}")
+        if not isinstance(w, dict):
+            raise ScenarioError(f"{where}: expected a table, got {w!r}")
+        check_keys(where, w, WORKLOAD_KEYS)
+        spec = WORKLOADS[wname]
+        variants: tuple[str, ...] = tuple(w.get("variants", spec.variants))
+        if not variants:
+            raise ScenarioError(f"{where}.variants: must not be empty; allowed: {', '.join(spec.variants)}")
+        for v in variants:
+            if v not in spec.variants:
+                raise ScenarioError(f"{where}.variants: unknown variant {v!r}; allowed: {', '.join(spec.variants)}")
+        params = {
+            key: param_value(f"{where}.params.{key}", key, val, spec.params) for key, val in w.get("params", {}).items()
+        }
+        sweep: dict[str, tuple[int, ...]] = {}
+        for key, vals in w.get("sweep", {}).items():
+            if not isinstance(vals, list):
+                raise ScenarioError(f"{where}.sweep.{key}: expected a list of integers")
+            sweep[key] = tuple(param_value(f"{where}.sweep.{key}", key, v, spec.params) for v in vals)
+            if not sweep[key]:
+                raise ScenarioError(f"{where}.sweep.{key}: must not be empty")
+        w_users = int_list(f"{where}.users", w["users"], 1, 10_000) if "users" in w else None
+        workloads.append(WorkloadConfig(wname, variants, params, sweep, w_users))
+    return tuple(workloads)
+
+
+def _database(section: dict[str, Any]) -> DatabaseConfig:
+    check_keys("database", section, DB_KEYS)
+    db = DatabaseConfig(**section)
+    if db.engine not in ("sqlite", "postgres"):
+        raise ScenarioError(f"database.engine: unknown {db.engine!r}; allowed: sqlite, postgres")
+    if db.rows < 100:
+        raise ScenarioError(f"database.rows: must be >= 100, got {db.rows}")
+    return db
+
+
+def _upstream(section: dict[str, Any]) -> UpstreamConfig:
+    check_keys("upstream", section, UPSTREAM_KEYS)
+    up = UpstreamConfig(**section)
+    if up.delay_ms < 0 or up.jitter_ms < 0 or not 0 <= up.error_rate <= 1:
+        raise ScenarioError("upstream: delay_ms and jitter_ms must be >= 0, error_rate in 0..1")
+    return up
+
+
+def _cpu(section: dict[str, Any]) -> CpuConfig:
+    check_keys("cpu", section, CPU_KEYS)
+    last = (os.cpu_count() or 1) - 1
+    return CpuConfig(
+        server=int_list("cpu.server", section["server"], 0, last) if section.get("server") else (),
+        generator=int_list("cpu.generator", section["generator"], 0, last) if section.get("generator") else (),
+    )
 
 
 def resolve_path(name_or_path: str) -> Path:

@@ -26,7 +26,7 @@ def params_key(params: dict[str, int]) -> ParamsKey:
 
 
 def params_label(params: dict[str, int] | ParamsKey, sep: str = ", ") -> str:
-    """"calls=3, delay_ms=50": the one way a parameter set is written."""
+    """ "calls=3, delay_ms=50": the one way a parameter set is written."""
     items = params_key(params) if isinstance(params, dict) else params
     return sep.join(f"{k}={v}" for k, v in items)
 

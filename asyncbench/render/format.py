@@ -17,7 +17,7 @@ MISSING = "–"  # en dash: a missing value, never "0" or "nan"
 def _round_sig(x: float, sig: int) -> float:
     if x == 0 or not math.isfinite(x):
         return x
-    digits = sig - int(math.floor(math.log10(abs(x)))) - 1
+    digits = sig - math.floor(math.log10(abs(x))) - 1
     return round(x, digits)
 
 
@@ -39,7 +39,7 @@ def fmt(x: float | int | None, sig: int = SIG_FIGS) -> str:
     r = _round_sig(x, sig)
     if r == 0:
         return "0"
-    magnitude = int(math.floor(math.log10(abs(r))))
+    magnitude = math.floor(math.log10(abs(r)))
     decimals = max(0, sig - 1 - magnitude)
     text = f"{r:,.{decimals}f}"
     # A typographic minus reads better than a hyphen next to numbers.
@@ -69,10 +69,6 @@ def fmt_ms(ms: float | None, sig: int = SIG_FIGS) -> str:
 def fmt_rps(rps: float | None, sig: int = SIG_FIGS) -> str:
     """Requests per second with unit: fmt_rps(1234.5) == "1,230 req/s"."""
     return MISSING if rps is None else f"{fmt(rps, sig)} req/s"
-
-
-def fmt_mb(mb: float | None, sig: int = SIG_FIGS) -> str:
-    return MISSING if mb is None else f"{fmt(mb, sig)} MB"
 
 
 def fmt_s(seconds: float | None, sig: int = SIG_FIGS) -> str:

@@ -2,7 +2,7 @@
 
 Only reads a `GateResult` (and the two runs, for their environments); decides
 nothing. The HTML page goes through the report's page shell
-(`htmlpage.render_page`) and is self-contained: no external URL, inline SVG.
+(`html.render_page`) and is self-contained: no external URL, inline SVG.
 """
 
 from __future__ import annotations
@@ -13,12 +13,12 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from asyncbench.render.format import MISSING, fmt, fmt_pct
-from asyncbench.gate.core import (
+from asyncbench.gate.config import METRICS
+from asyncbench.gate.decide import (
     EXIT_INVALID,
     EXIT_OK,
     EXIT_REGRESSION,
-    METRICS,
+    MODE_REVISIONS,
     VERDICT_BELOW_THRESHOLD,
     VERDICT_IMPROVEMENT,
     VERDICT_INVALID,
@@ -28,8 +28,9 @@ from asyncbench.gate.core import (
     Comparison,
     GateResult,
 )
-from asyncbench.render.html import esc, render_page, table_html
 from asyncbench.model.results import Run
+from asyncbench.render.format import MISSING, fmt, fmt_pct
+from asyncbench.render.html import esc, render_page, table_html
 
 # Most urgent first, so a reader of a long table sees what failed at the top.
 _VERDICT_ORDER = {
@@ -92,7 +93,7 @@ def _metric_label(name: str) -> str:
 
 def _settings(result: GateResult) -> str:
     thresholds = ", ".join(f"{_metric_label(m)} {fmt_pct(t, 2)}" for m, t in result.thresholds.items())
-    mode = "A/B in one job (head vs base)" if result.mode == "revisions" else "against a baseline"
+    mode = "A/B in one job (head vs base)" if result.mode == MODE_REVISIONS else "against a baseline"
     return (
         f"{mode}; α = {result.alpha:g} (Holm over {result.tests} tests); thresholds: {thresholds}; "
         f"at least {result.min_repeats} repeats; normalisation: {result.normalize}"
@@ -185,7 +186,7 @@ def markdown_summary(result: GateResult, *, max_rows: int = 400) -> str:
         out += ["", "### Why", ""]
         out += [f"- {_md(r)}" for r in result.reasons]
     if result.warnings:
-        out += ["", "<details><summary>Warnings ({})</summary>".format(len(result.warnings)), ""]
+        out += ["", f"<details><summary>Warnings ({len(result.warnings)})</summary>", ""]
         out += [f"- {_md(w)}" for w in result.warnings]
         out += ["", "</details>"]
     rows = ordered(result)

@@ -1,56 +1,104 @@
 """The end-of-run summary for a terminal: verdict sentences and a compact table.
 
-Plain text, fixed width, no colour codes (it often lands in CI logs). The
-runner prints the report's path after it.
+`terminal_summary` is plain text, fixed width, no colour codes: it often lands
+in CI logs, and the committed golden text is this form. `print_summary` draws
+the table with rich when the stream is an interactive terminal and prints the
+plain text otherwise. The runner prints the report's path after it.
 """
 
 from __future__ import annotations
 
+import sys
 import textwrap
-from statistics import median
+from typing import TextIO
 
-from asyncbench.render.format import MISSING, fmt, fmt_level, fmt_pct
-from asyncbench.render.report import _sorted_cells, missing_cells
+from rich.console import Console
+from rich.table import Table
+
+from asyncbench.analysis.verdict import verdicts
 from asyncbench.model.results import Run
-from asyncbench.analysis.verdict import flag_codes, median_p, verdicts
+from asyncbench.render import text
+from asyncbench.render.cells import missing_cells, sorted_cells
+from asyncbench.render.format import MISSING, fmt, fmt_level, fmt_pct
 
 WIDTH = 100
+HEADER = ("setup", "workload", "variant", "users", "req/s", "± spread", "p50 ms", "p99 ms", "flags")
+RIGHT = {3, 4, 5, 6, 7}  # numeric columns
+
+
+def _verdict_lines(run: Run, width: int) -> list[str]:
+    lines: list[str] = []
+    if not run.complete:
+        lines.append(
+            f"INCOMPLETE RUN: {len(run.cells):,} cells finished, {len(missing_cells(run)):,} planned cells missing."
+        )
+        lines.append("")
+    lines.append("Verdicts")
+    vs = verdicts(run)
+    for v in vs:
+        lines.extend(textwrap.wrap(text.sentence(v), width=width, initial_indent="  * ", subsequent_indent="    "))
+        for n in text.notes(v):
+            lines.extend(textwrap.wrap(n, width=width, initial_indent="      - ", subsequent_indent="        "))
+    if not vs:
+        lines.append("  (no cells measured)")
+    return lines
+
+
+def _rows(run: Run) -> list[tuple[str, ...]]:
+    rows: list[tuple[str, ...]] = []
+    for c in sorted_cells(run):
+        s = c.summary
+        # half the min-max range, relative to the median: the "±" a reader expects
+        half = (
+            (s.rps_max - s.rps_min) / 2 / s.rps if s.rps and s.rps_max is not None and s.rps_min is not None else None
+        )
+        spread = fmt_pct(half) if half is not None and s.repeats > 1 else ("1 repeat" if s.repeats == 1 else MISSING)
+        workload = c.workload + "".join(f" {k}={v}" for k, v in s.params)
+        rows.append(
+            (
+                c.setup,
+                workload,
+                c.variant,
+                fmt_level(c.users),
+                fmt(s.rps),
+                spread,
+                fmt(s.p50_ms),
+                fmt(s.p99_ms),
+                ",".join(s.flags),
+            )
+        )
+    for m in missing_cells(run):
+        rows.append((m.setup, m.workload, m.variant, fmt_level(m.users), MISSING, "", "", "", "MISSING"))
+    return rows
 
 
 def terminal_summary(run: Run, *, width: int = WIDTH) -> str:
-    lines: list[str] = []
-    if not run.complete:
-        lines.append(f"INCOMPLETE RUN: {len(run.cells):,} cells finished, {len(missing_cells(run)):,} planned cells missing.")
-        lines.append("")
-    lines.append("Verdicts")
-    for v in verdicts(run):
-        lines.extend(textwrap.wrap(v.sentence, width=width, initial_indent="  * ", subsequent_indent="    "))
-        for n in v.notes:
-            lines.extend(textwrap.wrap(n, width=width, initial_indent="      - ", subsequent_indent="        "))
-    if len(lines) == 1 or lines[-1] == "Verdicts":
-        lines.append("  (no cells measured)")
+    lines = _verdict_lines(run, width)
     lines.append("")
-    header = ("setup", "workload", "variant", "users", "req/s", "± spread", "p50 ms", "p99 ms", "flags")
-    rows: list[tuple[str, ...]] = []
-    for c in _sorted_cells(run):
-        t = c.throughputs
-        med = median(t) if t else None
-        half = (max(t) - min(t)) / 2 / med if t and med else None
-        workload = c.workload + "".join(f" {k}={v}" for k, v in sorted(c.params.items()))
-        rows.append((
-            c.setup, workload, c.variant, fmt_level(c.users), fmt(med),
-            fmt_pct(half) if half is not None and len(t) > 1 else ("1 repeat" if len(t) == 1 else MISSING),
-            fmt(median_p(c, "p50_ms")), fmt(median_p(c, "p99_ms")), ",".join(flag_codes(c)),
-        ))
-    for m in missing_cells(run):
-        rows.append((m.setup, m.workload, m.variant, fmt_level(m.users), MISSING, "", "", "", "MISSING"))
-    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(header)]
-    right = {3, 4, 5, 6, 7}
+    rows = _rows(run)
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(HEADER)]
 
     def line(cells: tuple[str, ...]) -> str:
-        return "  ".join(c.rjust(widths[i]) if i in right else c.ljust(widths[i]) for i, c in enumerate(cells)).rstrip()
+        return "  ".join(c.rjust(widths[i]) if i in RIGHT else c.ljust(widths[i]) for i, c in enumerate(cells)).rstrip()
 
-    lines.append(line(header))
+    lines.append(line(HEADER))
     lines.append("  ".join("-" * w for w in widths))
     lines.extend(line(r) for r in rows)
     return "\n".join(lines)
+
+
+def print_summary(run: Run, *, stream: TextIO | None = None) -> None:
+    """The summary on `stream` (stdout): a rich table on a terminal, the plain text otherwise."""
+    out = stream or sys.stdout
+    if not out.isatty():
+        print(terminal_summary(run), file=out)
+        return
+    console = Console(file=out)
+    for line in _verdict_lines(run, min(WIDTH, console.width)):
+        console.print(line, markup=False, highlight=False)
+    table = Table(box=None, header_style="bold")
+    for i, h in enumerate(HEADER):
+        table.add_column(h, justify="right" if i in RIGHT else "left")
+    for r in _rows(run):
+        table.add_row(*r, style="red" if r[-1] else None)
+    console.print(table)

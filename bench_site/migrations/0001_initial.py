@@ -22,9 +22,9 @@ def _item_fields() -> list[tuple[str, models.Field]]:  # type: ignore[type-arg]
 class Migration(migrations.Migration):
     initial = True
 
-    dependencies: list[tuple[str, str]] = []
+    dependencies = ()
 
-    operations = [
+    operations = (
         migrations.CreateModel(name="Item", fields=_item_fields(), options={"abstract": False}),
         migrations.CreateModel(name="ItemNoIndex", fields=_item_fields(), options={"abstract": False}),
         bench_site.migration_operations.AddIndexOnPostgreSQL(
@@ -33,4 +33,4 @@ class Migration(migrations.Migration):
                 fields=["metadata"], name="item_metadata_gin", opclasses=["jsonb_path_ops"]
             ),
         ),
-    ]
+    )

@@ -33,7 +33,7 @@ import json
 import threading
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor, wait
-from typing import Any, Generic, TypeVar
+from typing import Any
 
 import aiohttp
 import httpx
@@ -41,8 +41,6 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 
 from bench_site.responses import error_response, json_response
-
-T = TypeVar("T")
 
 # httpx builds an SSL context (loading the CA bundle) for every client unless
 # given one: ~40 ms each, measured here. Calls are plain HTTP, but per-loop
@@ -94,31 +92,31 @@ def _limits() -> httpx.Limits:
 
 # --- sync ---------------------------------------------------------------------
 
-# Created on first use, not at import: a gunicorn master that preloads the app
-# must not fork a client's sockets or a pool's threads into its workers.
-_sync_lock = threading.Lock()
-_sync_client: httpx.Client | None = None
-_executor: ThreadPoolExecutor | None = None
+
+class _Once[T]:
+    """An object created on first use, once even when threads race for it.
+
+    Not at import: a gunicorn master that preloads the app must not fork a
+    client's sockets or a pool's threads into its workers.
+    """
+
+    def __init__(self, factory: Callable[[], T]) -> None:
+        self._factory = factory
+        self._lock = threading.Lock()
+        self._obj: T | None = None
+
+    def get(self) -> T:
+        obj = self._obj
+        if obj is None:
+            with self._lock:
+                obj = self._obj
+                if obj is None:
+                    obj = self._obj = self._factory()
+        return obj
 
 
-def _client() -> httpx.Client:
-    global _sync_client
-    if _sync_client is None:
-        with _sync_lock:
-            if _sync_client is None:
-                _sync_client = httpx.Client(limits=_limits(), verify=_SSL_CONTEXT)
-    return _sync_client
-
-
-def _thread_pool() -> ThreadPoolExecutor:
-    global _executor
-    if _executor is None:
-        with _sync_lock:
-            if _executor is None:
-                _executor = ThreadPoolExecutor(
-                    max_workers=settings.BENCH_FANOUT_THREADS, thread_name_prefix="fanout"
-                )
-    return _executor
+_sync_client = _Once(lambda: httpx.Client(limits=_limits(), verify=_SSL_CONTEXT))
+_executor = _Once(lambda: ThreadPoolExecutor(max_workers=settings.BENCH_FANOUT_THREADS, thread_name_prefix="fanout"))
 
 
 def _fetch(client: httpx.Client, url: str) -> dict[str, Any]:
@@ -132,7 +130,7 @@ def _fetch(client: httpx.Client, url: str) -> dict[str, Any]:
 
 
 def sync_view(request: HttpRequest, *, calls: int, delay_ms: int | None) -> HttpResponse:
-    client = _client()
+    client = _sync_client.get()
     try:
         items = [_fetch(client, url) for url in _item_urls(calls, delay_ms)]
     except UpstreamFailure as failure:
@@ -141,8 +139,8 @@ def sync_view(request: HttpRequest, *, calls: int, delay_ms: int | None) -> Http
 
 
 def sync_threads_view(request: HttpRequest, *, calls: int, delay_ms: int | None) -> HttpResponse:
-    client = _client()
-    futures = [_thread_pool().submit(_fetch, client, url) for url in _item_urls(calls, delay_ms)]
+    client = _sync_client.get()
+    futures = [_executor.get().submit(_fetch, client, url) for url in _item_urls(calls, delay_ms)]
     wait(futures)
     try:
         items = [future.result() for future in futures]
@@ -154,7 +152,7 @@ def sync_threads_view(request: HttpRequest, *, calls: int, delay_ms: int | None)
 # --- async --------------------------------------------------------------------
 
 
-class _PerLoop(Generic[T]):
+class _PerLoop[T]:
     """One object per running event loop, closed when that loop shuts down.
 
     Closing rides on asyncio's own shutdown: with each new object a "keeper"
@@ -201,17 +199,13 @@ async def _close_aiohttp(session: aiohttp.ClientSession) -> None:
 
 
 def _new_aiohttp_session() -> aiohttp.ClientSession:
-    return aiohttp.ClientSession(
-        connector=aiohttp.TCPConnector(limit=settings.BENCH_HTTP_MAX_CONNECTIONS)
-    )
+    return aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=settings.BENCH_HTTP_MAX_CONNECTIONS))
 
 
 _httpx_clients: _PerLoop[httpx.AsyncClient] = _PerLoop(
     lambda: httpx.AsyncClient(limits=_limits(), verify=_SSL_CONTEXT), _close_httpx
 )
-_aiohttp_sessions: _PerLoop[aiohttp.ClientSession] = _PerLoop(
-    _new_aiohttp_session, _close_aiohttp
-)
+_aiohttp_sessions: _PerLoop[aiohttp.ClientSession] = _PerLoop(_new_aiohttp_session, _close_aiohttp)
 
 
 async def _fetch_httpx(client: httpx.AsyncClient, url: str) -> dict[str, Any]:
@@ -255,9 +249,7 @@ async def async_view(request: HttpRequest, *, calls: int, delay_ms: int | None) 
     return await _gather([_fetch_httpx(client, url) for url in _item_urls(calls, delay_ms)])
 
 
-async def async_aiohttp_view(
-    request: HttpRequest, *, calls: int, delay_ms: int | None
-) -> HttpResponse:
+async def async_aiohttp_view(request: HttpRequest, *, calls: int, delay_ms: int | None) -> HttpResponse:
     session = _aiohttp_sessions.get()
     return await _gather([_fetch_aiohttp(session, url) for url in _item_urls(calls, delay_ms)])
 

@@ -37,15 +37,14 @@ from django.http import HttpRequest, HttpResponse
 from bench_site.models import Item, ItemBase, ItemNoIndex
 from bench_site.responses import json_response
 
-TARGET = {"color": "red", "vendor": {"country": "SE"}}
+_COLOR, _COUNTRY = "red", "SE"
+TARGET = {"color": _COLOR, "vendor": {"country": _COUNTRY}}
 
 
 def matching(model: type[ItemBase]) -> QuerySet[Any]:
     if connection.vendor == "postgresql":
         return model._default_manager.filter(metadata__contains=TARGET)
-    return model._default_manager.filter(
-        metadata__color=TARGET["color"], metadata__vendor__country=TARGET["vendor"]["country"]
-    )
+    return model._default_manager.filter(metadata__color=_COLOR, metadata__vendor__country=_COUNTRY)
 
 
 def _body(count: int, rows: int, items: list[ItemBase]) -> dict[str, Any]:

@@ -36,6 +36,5 @@ class Command(BaseCommand):
             raise CommandError(str(exc)) from exc
         verb = "seeded" if wrote else "already seeded"
         self.stdout.write(
-            self.style.SUCCESS(f"{verb}: {options['rows']} rows per table in "
-                               f"{time.perf_counter() - started:.1f} s")
+            self.style.SUCCESS(f"{verb}: {options['rows']} rows per table in {time.perf_counter() - started:.1f} s")
         )

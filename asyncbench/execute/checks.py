@@ -1,0 +1,189 @@
+"""What is checked around a measurement: the body before load, the flags of a
+repeat and of a cell, and the repeat as stored."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from asyncbench.analysis import stats
+from asyncbench.execute.load import Measurement
+from asyncbench.execute.monitor import WindowUsage
+from asyncbench.execute.plan import Planned
+from asyncbench.execute.processes import LOOPBACK, http_get
+from asyncbench.model import flags
+from asyncbench.model.results import Flag, Latency, Repeat, Second
+from asyncbench.model.scenario import Scenario
+
+# (workload, params) -> (where it came from, content type, body) of the first answer
+References = dict[tuple[str, tuple[tuple[str, int], ...]], tuple[str, str, bytes]]
+
+
+@dataclass(frozen=True)
+class WindowProbe:
+    """What was measured beside the load over one measured window."""
+
+    server: WindowUsage
+    upstream_cpu_percent: float | None
+    generator_cores_busy_percent: float | None
+    generator_cpus: tuple[int, ...] = ()
+
+
+def check_body(item: Planned, port: int, references: References) -> str | None:
+    """Request the endpoint once: it must answer 200 with a well-formed body,
+    and the same status, content type and bytes as its twins on every setup.
+    Returns the problem, or None."""
+    try:
+        status, body, headers = http_get(LOOPBACK, port, item.path, timeout=30)
+    except OSError as exc:
+        return f"request to {item.path} failed: {exc}"
+    if status != 200:
+        return f"{item.path} answered HTTP {status}: {body[:200].decode('utf-8', 'replace')}"
+    ctype = headers.get("content-type", "")
+    if ctype.startswith("application/json"):
+        try:
+            json.loads(body)
+        except ValueError:
+            return f"{item.path} answered {ctype} that is not valid JSON: {body[:120]!r}"
+    key = (item.workload, item.params)
+    ref = references.get(key)
+    if ref is None:
+        references[key] = (f"{item.setup} {item.variant}", ctype, body)
+        return None
+    where, ref_ctype, ref_body = ref
+    if ref_ctype != ctype:
+        return f"{item.path} on {item.setup} answered content type {ctype!r}, its twin ({where}) {ref_ctype!r}"
+    if ref_body != body:
+        at = next(
+            (i for i, (a, b) in enumerate(zip(ref_body, body, strict=False)) if a != b),
+            min(len(ref_body), len(body)),
+        )
+        return (
+            f"body of {item.path} on {item.setup} differs from its twin ({where}) at byte {at} "
+            f"({len(body)} vs {len(ref_body)} bytes)"
+        )
+    return None
+
+
+def repeat_flags(
+    m: Measurement, probe: WindowProbe, users: int, scenario: Scenario, ceiling_rps: float | None
+) -> list[Flag]:
+    """The flags of one measured window: generator-bound, failures, server crash, few requests."""
+    load = scenario.load
+    usage = probe.server
+    found: list[Flag] = []
+    rps = m.throughput_rps
+    busy = probe.generator_cores_busy_percent
+    locust_cpu = sum(m.driver_cpu_percents) if m.driver_cpu_percents else m.generator_cpu_percent
+    ours = None if probe.upstream_cpu_percent is None else locust_cpu + probe.upstream_cpu_percent
+    limit = load.generator_cpu_limit
+    if m.generator_cpu_percent >= limit:
+        found.append(
+            Flag(flags.GENERATOR_BOUND, f"locust used {m.generator_cpu_percent:.0f}% of a core (limit {limit:.0f}%)")
+        )
+    elif ours is not None and ours >= limit * max(1, len(probe.generator_cpus)):
+        # locust and the upstream share the generator's CPUs: together they
+        # can saturate them while locust alone looks fine. (CPU taken by some
+        # other process is recorded in generator_cores_busy_percent but is
+        # not our generator's limit, so it does not flag the cell.)
+        found.append(
+            Flag(
+                flags.GENERATOR_BOUND,
+                f"locust ({m.generator_cpu_percent:.0f}%) and the upstream "
+                f"({probe.upstream_cpu_percent or 0:.0f}%) used {ours:.0f}% of the generator's "
+                f"{len(probe.generator_cpus) or 1} CPU(s) (limit {limit:.0f}% each; "
+                f"the CPUs were {busy or 0:.0f}% busy in all)",
+            )
+        )
+    elif ceiling_rps and rps >= load.ceiling_fraction * ceiling_rps:
+        found.append(
+            Flag(
+                flags.GENERATOR_BOUND,
+                f"{rps:,.0f} req/s is {rps / ceiling_rps:.0%} of the generator's measured ceiling "
+                f"({ceiling_rps:,.0f} req/s)",
+            )
+        )
+    nfail = sum(m.failures.values())
+    if nfail:
+        kinds = ", ".join(f"{k} x{v}" for k, v in sorted(m.failures.items(), key=lambda kv: -kv[1])[:3])
+        found.append(Flag(flags.FAILURES, f"{nfail} of {nfail + m.requests} requests failed: {kinds}"))
+    if usage.worker_changes or not usage.alive:
+        found.append(
+            Flag(
+                flags.SERVER_CRASH,
+                "server died"
+                if not usage.alive
+                else f"{usage.worker_changes} server processes appeared or vanished (crash or respawn)",
+            )
+        )
+    if m.requests < load.min_requests_per_user * users:
+        found.append(
+            Flag(
+                flags.FEW_REQUESTS,
+                f"{m.requests} requests in {m.duration_s:.1f} s for {users} users "
+                f"(< {load.min_requests_per_user} per user): percentiles describe few requests",
+            )
+        )
+    return found
+
+
+def cell_flags(repeats: tuple[Repeat, ...], scenario: Scenario) -> list[Flag]:
+    """The flags of a cell across its repeats: a wide spread of throughput."""
+    c = stats.cv([r.throughput_rps for r in repeats])
+    if c is not None and c >= scenario.load.unstable_cv:
+        return [
+            Flag(
+                flags.UNSTABLE,
+                f"throughput varies {c:.0%} across {len(repeats)} repeats "
+                f"(coefficient of variation; limit {scenario.load.unstable_cv:.0%})",
+            )
+        ]
+    return []
+
+
+def error_flags(message: str) -> tuple[Flag, ...]:
+    """The flags of a cell that could not be measured."""
+    return (Flag(flags.ERROR, message),)
+
+
+def make_repeat(index: int, m: Measurement, probe: WindowProbe, found: list[Flag]) -> Repeat:
+    """One measured window as the results file stores it."""
+    h = m.histogram
+    usage = probe.server
+
+    def ms(q: float) -> float:
+        v = h.percentile(q)
+        return round(v / 1000.0, 4) if v is not None else 0.0
+
+    return Repeat(
+        index=index,
+        started_at=m.started_at,
+        duration_s=round(m.duration_s, 3),
+        warmup_s=m.warmup_s,
+        requests=m.requests,
+        failures=dict(m.failures),
+        throughput_rps=round(m.throughput_rps, 3),
+        latency=Latency(
+            count=h.count,
+            mean_ms=round((h.mean_us or 0.0) / 1000.0, 4),
+            p50_ms=ms(50),
+            p90_ms=ms(90),
+            p95_ms=ms(95),
+            p99_ms=ms(99),
+            max_ms=round(h.max_us / 1000.0, 4),
+        ),
+        locust={k: round(v, 4) for k, v in m.locust.items()},
+        server_cpu_s=round(usage.cpu_s, 4),
+        server_cpu_percent=round(usage.cpu_percent, 1),
+        server_rss_peak_mb=round(usage.rss_peak_mb, 1),
+        generator_cpu_percent=round(m.generator_cpu_percent, 1),
+        generator_cpu_peak_percent=round(m.generator_cpu_peak_percent, 1),
+        server_worker_changes=usage.worker_changes,
+        series=tuple(Second(**s) for s in m.series),
+        flags=tuple(found),
+        generator_cores_busy_percent=(
+            None if probe.generator_cores_busy_percent is None else round(probe.generator_cores_busy_percent, 1)
+        ),
+        upstream_cpu_percent=None if probe.upstream_cpu_percent is None else round(probe.upstream_cpu_percent, 1),
+        stop_reason=m.stop_reason,
+    )

@@ -1,0 +1,85 @@
+"""The upstream stub the fan-out views call, and the load generator's ceiling
+measured against it."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from asyncbench.execute import ROOT
+from asyncbench.execute.load import LoadGenerator
+from asyncbench.execute.processes import LOOPBACK, ManagedProcess, cpu_pinning_prefix, free_port
+from asyncbench.model.scenario import Scenario
+
+CEILING_USERS = 32
+
+
+@contextmanager
+def upstream(
+    scenario: Scenario, *, cpus: tuple[int, ...], log_dir: Path, env: dict[str, str], delay_ms: int, name: str
+) -> Iterator[ManagedProcess]:
+    """The upstream stub, pinned to `cpus`, ready, and stopped on exit."""
+    port = free_port()
+    up = scenario.upstream
+    argv = [
+        *cpu_pinning_prefix(cpus),
+        sys.executable, "-m", "upstream",
+        "--host", LOOPBACK,
+        "--port", str(port),
+        "--delay-ms", str(delay_ms),
+        "--jitter-ms", str(up.jitter_ms),
+        "--error-rate", str(up.error_rate),
+    ]  # fmt: skip
+    with ManagedProcess(name, argv, log_path=log_dir / f"{name}.log", env=env, cwd=ROOT, port=port) as proc:
+        proc.wait_ready()
+        yield proc
+
+
+def measure_ceiling(
+    scenario: Scenario, gen: LoadGenerator, server_cpus: tuple[int, ...], log_dir: Path, env: dict[str, str]
+) -> dict[str, Any]:
+    """locust's own ceiling: its throughput against a trivial endpoint (the
+    upstream stub, no delay) served from the server's CPUs."""
+    with upstream(scenario, cpus=server_cpus, log_dir=log_dir, env=env, delay_ms=0, name="upstream-calibration") as up:
+        m = gen.measure(
+            host=f"http://{LOOPBACK}:{up.port}",
+            path="/health",
+            users=CEILING_USERS,
+            warmup_s=1.0,
+            min_s=3.0,
+            max_s=3.0,
+            target_rse=1.0,
+            min_requests_per_user=1,
+        )
+    rps = m.throughput_rps
+    # The figure is locust's ceiling only if locust was the limit; if it
+    # idled, the stub was, and flagging against it would be wrong.
+    valid = m.generator_cpu_percent >= 85.0 and not m.failures
+    return {
+        "valid": valid,
+        "note": ""
+        if valid
+        else (
+            f"locust reached only {m.generator_cpu_percent:.0f}% of a core in the ceiling measurement "
+            f"({sum(m.failures.values())} failures): the stub, not locust, was the limit; cells are not "
+            "flagged against this ceiling"
+        ),
+        "rps": round(rps, 1),
+        "cpu_percent": round(m.generator_cpu_percent, 1),
+        "users": CEILING_USERS,
+        "processes": len(gen.drivers),
+        "endpoint": "upstream stub /health, no delay, served from the server CPUs",
+        "duration_s": round(m.duration_s, 2),
+        "failures": sum(m.failures.values()),
+    }
+
+
+def ceiling_rps(ceiling: dict[str, Any]) -> float | None:
+    """The ceiling to flag cells against: none when the measurement was not locust's limit."""
+    if not ceiling.get("valid", True):
+        return None
+    rps = ceiling.get("rps")
+    return float(rps) if rps else None

@@ -1,0 +1,190 @@
+"""The gate's settings: what is compared, how strictly, and how they are chosen.
+
+Precedence for every setting: explicit argument > the scenario's `gate`
+table > the defaults below. The scenario loader calls `validate_gate_section`
+so a bad `gate` table is rejected before anything is measured.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from asyncbench.model.results import Repeat
+
+NORMALIZE_NONE = "none"
+NORMALIZE_CALIBRATION = "calibration"
+NORMALIZE_ASYNC_SYNC = "async-sync-ratio"
+NORMALIZE_MODES = (NORMALIZE_NONE, NORMALIZE_CALIBRATION, NORMALIZE_ASYNC_SYNC)
+
+# How the calibration divisor is chosen (see normalize.calibrated_series).
+CALIBRATION_PAIRING = ("median", "repeat")
+_CALIBRATION_KEYS = ("setup", "workload", "variant", "users", "params", "pair")
+
+DEFAULT_THRESHOLD = 0.10
+DEFAULT_ALPHA = 0.05
+DEFAULT_METRICS = ("throughput", "p99")
+# With 6 repeats a side the most extreme arrangement has p = 1/924 ≈ 0.0011,
+# so a rank test can pass a Holm-corrected 5% level for up to ~46 tests.
+DEFAULT_MIN_REPEATS = 6
+DEFAULT_BOOTSTRAP = 2000
+
+
+@dataclass(frozen=True)
+class Metric:
+    name: str
+    label: str
+    unit: str
+    higher_is_better: bool
+    extract: Callable[[Repeat], float | None]
+
+
+METRICS: dict[str, Metric] = {
+    m.name: m
+    for m in (
+        Metric("throughput", "throughput", "req/s", True, lambda r: r.throughput_rps),
+        Metric("p50", "p50 latency", "ms", False, lambda r: r.latency.p50_ms),
+        Metric("p90", "p90 latency", "ms", False, lambda r: r.latency.p90_ms),
+        Metric("p95", "p95 latency", "ms", False, lambda r: r.latency.p95_ms),
+        Metric("p99", "p99 latency", "ms", False, lambda r: r.latency.p99_ms),
+        # Less noisy than throughput for CPU regressions on a shared machine.
+        # CPU seconds per 1,000 requests is milliseconds per request.
+        Metric("cpu_per_request", "server CPU per request", "ms", False, lambda r: r.cpu_s_per_1k_requests),
+    )
+}
+
+
+@dataclass(frozen=True)
+class GateConfig:
+    thresholds: dict[str, float]
+    alpha: float
+    metrics: tuple[str, ...]
+    min_repeats: int
+    normalize: str
+    calibration: dict[str, Any] | None
+    bootstrap: int
+
+
+class GateConfigError(ValueError):
+    """A gate setting (argument or scenario `gate` section) that cannot be used."""
+
+
+def _fraction(v: object) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v < 1
+
+
+def _calibration_errors(calib: object) -> list[str]:
+    if not isinstance(calib, Mapping):
+        return ["gate.calibration: expected a table {workload, variant, users[, setup, params]}"]
+    errors = [f"gate.calibration: missing {k!r}" for k in ("workload", "variant", "users") if k not in calib]
+    unknown = set(calib) - set(_CALIBRATION_KEYS)
+    if unknown:
+        errors.append(
+            f"gate.calibration: unknown key(s) {', '.join(sorted(unknown))}; allowed: {', '.join(_CALIBRATION_KEYS)}"
+        )
+    if calib.get("pair", "median") not in CALIBRATION_PAIRING:
+        errors.append(
+            f"gate.calibration.pair: unknown {calib.get('pair')!r}; allowed: {', '.join(CALIBRATION_PAIRING)}"
+        )
+    return errors
+
+
+def validate_gate_section(gate: Mapping[str, Any]) -> list[str]:
+    """Problems with a scenario's `gate` table, as messages naming the key."""
+    errors: list[str] = []
+    allowed = ", ".join(METRICS)
+    if "threshold" in gate and not _fraction(gate["threshold"]):
+        errors.append(f"gate.threshold: expected a fraction in (0, 1), got {gate['threshold']!r}")
+    thresholds = gate.get("thresholds") or {}
+    if not isinstance(thresholds, Mapping):
+        errors.append(f"gate.thresholds: expected a table metric = fraction, got {thresholds!r}")
+        thresholds = {}
+    for k, v in thresholds.items():
+        if k not in METRICS:
+            errors.append(f"gate.thresholds: unknown metric {k!r}; allowed: {allowed}")
+        elif not _fraction(v):
+            errors.append(f"gate.thresholds.{k}: expected a fraction in (0, 1), got {v!r}")
+    if "alpha" in gate and not _fraction(gate["alpha"]):
+        errors.append(f"gate.alpha: expected a probability in (0, 1), got {gate['alpha']!r}")
+    for m in gate.get("metrics", ()):
+        if m not in METRICS:
+            errors.append(f"gate.metrics: unknown metric {m!r}; allowed: {allowed}")
+    if "min_repeats" in gate and (not isinstance(gate["min_repeats"], int) or gate["min_repeats"] < 2):
+        errors.append(f"gate.min_repeats: expected an integer >= 2, got {gate['min_repeats']!r}")
+    if "normalize" in gate and gate["normalize"] not in NORMALIZE_MODES:
+        errors.append(f"gate.normalize: unknown {gate['normalize']!r}; allowed: {', '.join(NORMALIZE_MODES)}")
+    calib = gate.get("calibration")
+    if calib is not None:
+        errors.extend(_calibration_errors(calib))
+    if gate.get("normalize") == NORMALIZE_CALIBRATION and calib is None:
+        errors.append("gate.normalize = 'calibration' needs a gate.calibration table")
+    return errors
+
+
+def _thresholds(
+    gate: Mapping[str, Any], metrics: Sequence[str], threshold: float | Mapping[str, float] | None
+) -> dict[str, float]:
+    """An explicit float applies to every metric, an explicit mapping to the
+    metrics it names; then `gate.thresholds[metric]`, `gate.threshold`, 10%."""
+    base = float(gate.get("threshold", DEFAULT_THRESHOLD))
+    per_metric = {m: float(gate.get("thresholds", {}).get(m, base)) for m in metrics}
+    if isinstance(threshold, Mapping):
+        for m, t in threshold.items():
+            if m not in METRICS:
+                raise GateConfigError(f"threshold for unknown metric {m!r}")
+            per_metric[m] = float(t)
+    elif threshold is not None:
+        per_metric = {m: float(threshold) for m in metrics}
+    for m, t in per_metric.items():
+        if not 0 < t < 1:
+            raise GateConfigError(f"threshold for {m} must be a fraction in (0, 1), got {t!r}")
+    return {m: per_metric[m] for m in metrics}
+
+
+def resolve_config(
+    scenario_resolved: Mapping[str, Any],
+    *,
+    threshold: float | Mapping[str, float] | None = None,
+    alpha: float | None = None,
+    metrics: Sequence[str] | None = None,
+    min_repeats: int | None = None,
+    normalize: str | None = None,
+    bootstrap: int = DEFAULT_BOOTSTRAP,
+) -> GateConfig:
+    """Merge explicit arguments (not None), the scenario's `gate` table and the defaults."""
+    gate = dict(scenario_resolved.get("gate") or {})
+    errors = validate_gate_section(gate)
+    if errors:
+        raise GateConfigError("; ".join(errors))
+    chosen = tuple(metrics if metrics is not None else gate.get("metrics", DEFAULT_METRICS))
+    for m in chosen:
+        if m not in METRICS:
+            raise GateConfigError(f"unknown metric {m!r}; allowed: {', '.join(METRICS)}")
+    if not chosen:
+        raise GateConfigError("no metrics to compare")
+    thresholds = _thresholds(gate, chosen, threshold)
+    a = float(alpha if alpha is not None else gate.get("alpha", DEFAULT_ALPHA))
+    if not 0 < a < 1:
+        raise GateConfigError(f"alpha must be in (0, 1), got {a!r}")
+    n = int(min_repeats if min_repeats is not None else gate.get("min_repeats", DEFAULT_MIN_REPEATS))
+    if n < 2:
+        raise GateConfigError(f"min_repeats must be >= 2, got {n}")
+    mode = normalize if normalize is not None else str(gate.get("normalize", NORMALIZE_NONE))
+    if mode not in NORMALIZE_MODES:
+        raise GateConfigError(f"normalize must be one of {', '.join(NORMALIZE_MODES)}, got {mode!r}")
+    calib = gate.get("calibration")
+    if mode == NORMALIZE_CALIBRATION and not calib:
+        raise GateConfigError(
+            "normalize='calibration' needs the scenario's gate.calibration table naming the "
+            "calibration cell: {workload, variant, users[, setup, params]}"
+        )
+    return GateConfig(
+        thresholds=thresholds,
+        alpha=a,
+        metrics=chosen,
+        min_repeats=n,
+        normalize=mode,
+        calibration=dict(calib) if calib else None,
+        bootstrap=bootstrap,
+    )

@@ -1,0 +1,106 @@
+"""What a scenario file may say: the keys of each table with their types, and
+the checks of single values. Every failure is a `ScenarioError` whose message
+names the key and the allowed values; `scenario.parse` assembles the tables.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from bench_site.registry import Param
+
+
+class ScenarioError(ValueError):
+    pass
+
+
+TOP_KEYS: Mapping[str, type] = {
+    "name": str,
+    "description": str,
+    "load": dict,
+    "setups": list,
+    "workloads": dict,
+    "database": dict,
+    "upstream": dict,
+    "cpu": dict,
+    "gate": dict,
+    "server_env": dict,
+}
+LOAD_KEYS: Mapping[str, type] = {
+    "users": list,
+    "repeats": int,
+    "warmup_s": float,
+    "min_s": float,
+    "max_s": float,
+    "slow_max_s": float,
+    "target_rse": float,
+    "min_requests_per_user": int,
+    "processes": int,
+    "drain_timeout_s": float,
+    "generator_cpu_limit": float,
+    "ceiling_fraction": float,
+    "unstable_cv": float,
+}
+SETUP_KEYS: Mapping[str, type] = {"name": str, "kind": str, "workers": int, "threads": int, "sync_middleware": bool}
+WORKLOAD_KEYS: Mapping[str, type] = {"variants": list, "params": dict, "sweep": dict, "users": list}
+DB_KEYS: Mapping[str, type] = {"engine": str, "url": str, "rows": int, "sqlite_path": str}
+UPSTREAM_KEYS: Mapping[str, type] = {"delay_ms": int, "jitter_ms": int, "error_rate": float}
+CPU_KEYS: Mapping[str, type] = {"server": list, "generator": list}
+GATE_KEYS: Mapping[str, type] = {
+    "threshold": float,
+    "thresholds": dict,
+    "alpha": float,
+    "min_repeats": int,
+    "metrics": list,
+    "normalize": str,
+    "calibration": dict,
+}
+
+
+def _is_int(value: object) -> bool:
+    # TOML's true/false are bools, and bool is a subclass of int in Python.
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def check_keys(where: str, data: Mapping[str, Any], allowed: Mapping[str, type]) -> None:
+    for key, value in data.items():
+        if key not in allowed:
+            raise ScenarioError(f"{where}: unknown key {key!r}; allowed keys: {', '.join(sorted(allowed))}")
+        want = allowed[key]
+        ok = isinstance(value, want) and not (want is int and isinstance(value, bool))
+        if want is float and _is_int(value):
+            ok = True
+        if not ok:
+            raise ScenarioError(f"{where}.{key}: expected {want.__name__}, got {type(value).__name__} ({value!r})")
+
+
+def int_list(where: str, values: list[Any], lo: int, hi: int) -> tuple[int, ...]:
+    if not values:
+        raise ScenarioError(f"{where}: must not be empty")
+    out: list[int] = []
+    for v in values:
+        if not _is_int(v) or not lo <= v <= hi:
+            raise ScenarioError(f"{where}: {v!r} is not an integer in {lo}..{hi}")
+        out.append(v)
+    if len(set(out)) != len(out):
+        raise ScenarioError(f"{where}: duplicate values in {out}")
+    return tuple(out)
+
+
+def positive(where: str, value: float, *, allow_zero: bool = False) -> None:
+    if value < 0 or (value == 0 and not allow_zero):
+        raise ScenarioError(f"{where}: must be {'>= 0' if allow_zero else '> 0'}, got {value!r}")
+
+
+def param_value(where: str, key: str, value: object, params: tuple[Param, ...]) -> int:
+    """A workload parameter checked against the registry's bounds, the same
+    ones the site answers 400 outside of."""
+    spec = next((p for p in params if p.name == key), None)
+    if spec is None:
+        raise ScenarioError(
+            f"{where}: unknown parameter {key!r}; allowed: {', '.join(p.name for p in params) or '(none)'}"
+        )
+    if not isinstance(value, int) or isinstance(value, bool) or not spec.minimum <= value <= spec.maximum:
+        raise ScenarioError(f"{where}: {value!r} is not an integer in {spec.minimum}..{spec.maximum}")
+    return value

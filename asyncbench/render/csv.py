@@ -1,0 +1,103 @@
+"""Every cell as CSV: the numbers of the report's full table, for a spreadsheet.
+
+The figures come from `cell.summary` (computed once per cell); only the
+per-repeat list and the worst latency are read from the repeats themselves.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from typing import Any
+
+from asyncbench.model import flags
+from asyncbench.model.results import Cell, Run
+from asyncbench.model.summary import params_label
+from asyncbench.render.cells import missing_cells, sorted_cells
+
+CSV_NAME = "cells.csv"
+
+CSV_COLUMNS = (
+    "setup",
+    "workload",
+    "variant",
+    "kind",
+    "users",
+    "params",
+    "status",
+    "repeats",
+    "rps_median",
+    "rps_min",
+    "rps_max",
+    "rps_cv",
+    "p50_ms",
+    "p90_ms",
+    "p99_ms",
+    "max_ms",
+    "requests",
+    "failures",
+    "cpu_s_per_1k_requests",
+    "server_rss_peak_mb",
+    "generator_cpu_peak_percent",
+    "flags",
+    "flag_reasons",
+    "rps_repeats",
+    "path",
+    "key",
+)
+
+
+def cell_row(c: Cell) -> dict[str, Any]:
+    """One cell's summary: the numbers of the full table and of the CSV."""
+    s = c.summary
+    return {
+        "setup": c.setup,
+        "workload": c.workload,
+        "variant": c.variant,
+        "kind": c.kind,
+        "users": c.users,
+        "params": params_label(s.params, sep=";"),
+        "status": c.status,
+        "repeats": s.repeats,
+        "rps_median": s.rps,
+        "rps_min": s.rps_min,
+        "rps_max": s.rps_max,
+        "rps_cv": s.rps_cv,
+        "p50_ms": s.p50_ms,
+        "p90_ms": s.p90_ms,
+        "p99_ms": s.p99_ms,
+        "max_ms": max((r.latency.max_ms for r in c.repeats), default=None),
+        "requests": s.requests,
+        "failures": s.failures,
+        # server CPU seconds per 1,000 requests is milliseconds per request
+        "cpu_s_per_1k_requests": s.cpu_ms_per_request,
+        "server_rss_peak_mb": s.rss_peak_mb,
+        "generator_cpu_peak_percent": s.generator_cpu_peak_percent,
+        "flags": ";".join(s.flags),
+        "flag_reasons": " | ".join(flags.reasons(c)),
+        "rps_repeats": ";".join(repr(x) for x in c.throughputs),
+        "path": c.path,
+        "key": c.key,
+    }
+
+
+def cells_csv(run: Run) -> str:
+    """Every cell (and every missing planned cell, status "missing") as CSV."""
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, lineterminator="\n")
+    w.writeheader()
+    for c in sorted_cells(run):
+        w.writerow({k: ("" if v is None else v) for k, v in cell_row(c).items()})
+    for m in missing_cells(run):
+        w.writerow(
+            {
+                "setup": m.setup,
+                "workload": m.workload,
+                "variant": m.variant,
+                "users": m.users,
+                "params": params_label(m.params, sep=";"),
+                "status": "missing",
+                "repeats": 0,
+            }
+        )
+    return buf.getvalue()

@@ -1,0 +1,300 @@
+"""The report's closing sections: flags and missing cells, the run itself, every number.
+
+Each function returns its template's context. The words about a flag come
+from the one policy table, `model.flags.POLICY`.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import shlex
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from markupsafe import Markup
+
+from asyncbench.model import flags
+from asyncbench.model.flags import POLICY, InGate, InVerdicts
+from asyncbench.model.results import Cell
+from asyncbench.model.summary import params_label
+from asyncbench.render.cells import sorted_cells
+from asyncbench.render.csv import CSV_NAME, cell_row
+from asyncbench.render.format import MISSING, fmt, fmt_level, fmt_pct, fmt_s
+from asyncbench.render.html import TableCell, render, table_html
+
+if TYPE_CHECKING:
+    from asyncbench.render.report import Page
+
+Context = dict[str, Any]
+
+
+# ------------------------------------------------------------------ flag words
+
+# What a policy means for a reader, by the policy's own values.
+IN_VERDICTS = {
+    InVerdicts.USE: "the verdicts use the cell (its spread is in the interval)",
+    InVerdicts.LOWER_BOUND: "the verdicts use its throughput as a lower bound: it supports a claim only as the "
+    'faster side ("at least"), and its p99 is not compared',
+    InVerdicts.EXCLUDE: "the verdicts leave the cell out and name it",
+}
+IN_GATE = {
+    InGate.WARN: "the gate compares it with a warning",
+    InGate.BLOCK: "the gate does not compare it (its outcome is invalid)",
+}
+
+
+def flag_policy(code: str) -> str:
+    """One sentence per flag: what it says, and what the verdicts and the gate do with it."""
+    p = flags.policy(code)
+    return f"{p.meaning}; {IN_VERDICTS[p.verdicts]}; {IN_GATE[p.gate]}."
+
+
+def _either(codes: Sequence[str]) -> str:
+    return codes[0] if len(codes) == 1 else f"{', '.join(codes[:-1])} or {codes[-1]}"
+
+
+def verdict_policy() -> str:
+    """How the verdicts treat flagged cells, in the words of POLICY."""
+    by: dict[InVerdicts, list[str]] = {}
+    for p in POLICY.values():
+        by.setdefault(p.verdicts, []).append(p.code)
+    parts = []
+    if excluded := by.get(InVerdicts.EXCLUDE):
+        parts.append(f"Cells flagged {_either(excluded)} never enter a claim")
+    if used := by.get(InVerdicts.USE):
+        parts.append(f"{_either(used)} cells do (their spread is in the interval)")
+    if lower := by.get(InVerdicts.LOWER_BOUND):
+        parts.append(
+            f"a {_either(lower)} cell is a lower bound, so it supports a claim only as the faster side "
+            '("at least") and its p99 is not compared'
+        )
+    return "; ".join(parts) + "."
+
+
+def badges(c: Cell) -> Markup:
+    """The flag codes of a cell as badges, each with its reasons as a tooltip."""
+    reasons = flags.reasons(c)
+    pairs = []
+    for code in c.summary.flags:
+        match = [r for r in reasons if r.startswith(code)]
+        pairs.append((code, "; ".join(match) if match else code))
+    return Markup(render("badges.html.j2", flags=pairs).strip())
+
+
+# ------------------------------------------------------------------ 7. flags and missing cells
+
+
+def flags_section(page: Page) -> Context:
+    flagged = [c for c in sorted_cells(page.run) if c.summary.flagged]
+    present = {code for c in flagged for code in c.summary.flags}
+    order = [*POLICY, *sorted(present - set(POLICY))]
+    table = (
+        table_html(
+            ["workload", "setup", "variant", "users", "params", "flags", "reason"],
+            [
+                [
+                    c.workload,
+                    c.setup,
+                    c.variant,
+                    (fmt_level(c.users), c.users),
+                    c.summary.params_label,
+                    badges(c),
+                    "; ".join(flags.reasons(c)),
+                ]
+                for c in flagged
+            ],
+            row_classes=["flagged"] * len(flagged),
+            raw_html_cols=(5,),
+        )
+        if flagged
+        else ""
+    )
+    missing_table = (
+        table_html(
+            ["workload", "setup", "variant", "users", "params", "status"],
+            [
+                [m.workload, m.setup, m.variant, (fmt_level(m.users), m.users), params_label(m.params), "missing"]
+                for m in page.missing
+            ],
+            row_classes=["missing"] * len(page.missing),
+        )
+        if page.missing
+        else ""
+    )
+    return {
+        "count": len(flagged),
+        "policy": [(code, flag_policy(code)) for code in order if code in present],
+        "table": table,
+        "planned_known": page.planned_known,
+        "missing": len(page.missing),
+        "missing_table": missing_table,
+    }
+
+
+# ------------------------------------------------------------------ 8. the run
+
+
+def when(ts: float | None) -> str:
+    if ts is None:
+        return MISSING
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _num(v: Any) -> str:
+    if isinstance(v, int) and not isinstance(v, bool):
+        return fmt_level(v)
+    if isinstance(v, float):
+        return fmt_level(v) if v.is_integer() and abs(v) < 1e6 else fmt(v)
+    return str(v)
+
+
+def _value(v: Any) -> str | Markup:
+    if isinstance(v, (dict, list)):
+        return Markup("<code>{}</code>").format(json.dumps(v, sort_keys=True, default=str))
+    if isinstance(v, (int, float)) and not isinstance(v, bool):
+        return _num(v)
+    return str(v)
+
+
+def the_run(page: Page) -> Context:
+    run = page.run
+    sr = run.scenario_resolved or {}
+    duration = (run.finished_at - run.started_at) if run.finished_at else None
+    repeats = sorted({len(c.repeats) for c in run.cells if c.repeats})
+    windows = sorted({r.duration_s for c in run.cells for r in c.repeats})
+    warmups = sorted({r.warmup_s for c in run.cells for r in c.repeats})
+    ceiling = ", ".join(f"{k} {_num(v)}" for k, v in (run.generator_ceiling or {}).items()) or MISSING
+    finished = when(run.finished_at) if run.finished_at else "not finished"
+    facts: list[tuple[str, str | Markup]] = [
+        ("run", run.run_id),
+        ("scenario", run.scenario),
+        ("started", when(run.started_at)),
+        ("finished", finished if run.complete else Markup("{} — <strong>incomplete</strong>").format(finished)),
+        ("wall time", fmt_s(duration)),
+        ("repeats per cell", ", ".join(map(str, repeats)) or MISSING),
+        ("measured window", ", ".join(fmt_s(w) for w in windows) or MISSING),
+        ("warm-up", ", ".join(fmt_s(w) for w in warmups) or MISSING),
+        ("load-generator ceiling", ceiling),
+        ("cells", f"{len(run.cells):,} measured, {len(page.missing):,} missing"),
+    ]
+    setups = table_html(
+        [
+            "setup",
+            "server",
+            "interface",
+            "worker class",
+            "workers",
+            "threads",
+            "event loop",
+            "keep-alive",
+            "CPU affinity",
+            "command",
+            "notes",
+        ],
+        [
+            [
+                s.name,
+                s.server,
+                s.interface,
+                s.worker_class,
+                (str(s.workers), s.workers),
+                (str(s.threads), s.threads),
+                s.event_loop,
+                "yes" if s.keepalive else "no (closes every connection)",
+                ",".join(map(str, s.cpu_affinity)) or "not pinned",
+                shlex.join(s.command),
+                s.notes,
+            ]
+            for s in sorted(run.setups.values(), key=lambda s: s.name)
+        ],
+    )
+    shown = {k: v for k, v in sr.items() if k != "cells"}
+    if "cells" in sr:
+        shown["cells"] = f"{len(sr['cells'])} planned cells (see the CSV)"
+    return {
+        "facts": facts,
+        "command": shlex.join(run.command) if run.command else MISSING,
+        "notes": list(run.notes),
+        "setups": setups,
+        "environment": [(k, _value(v)) for k, v in sorted((run.environment or {}).items())],
+        "scenario": json.dumps(shown, indent=2, sort_keys=True, default=str),
+    }
+
+
+# ------------------------------------------------------------------ 9. all numbers
+
+
+def numbers(page: Page) -> Context:
+    rows: list[list[TableCell]] = []
+    classes: list[str | None] = []
+    for c in sorted_cells(page.run):
+        r = cell_row(c)
+        rng = f"{fmt(r['rps_min'])}–{fmt(r['rps_max'])}" if r["rps_min"] is not None else MISSING
+        rows.append(
+            [
+                c.workload,
+                c.setup,
+                c.variant,
+                c.kind,
+                (fmt_level(c.users), c.users),
+                c.summary.params_label,
+                (str(r["repeats"]), r["repeats"]),
+                (fmt(r["rps_median"]), r["rps_median"]),
+                (rng, r["rps_min"]),
+                (fmt_pct(r["rps_cv"]), r["rps_cv"]),
+                (fmt(r["p50_ms"]), r["p50_ms"]),
+                (fmt(r["p99_ms"]), r["p99_ms"]),
+                (fmt(r["failures"]) if r["failures"] else "0", r["failures"]),
+                (fmt(r["cpu_s_per_1k_requests"]), r["cpu_s_per_1k_requests"]),
+                (fmt(r["server_rss_peak_mb"]), r["server_rss_peak_mb"]),
+                badges(c),
+            ]
+        )
+        classes.append("flagged" if c.summary.flagged else None)
+    for m in page.missing:
+        empty: TableCell = ("", None)
+        rows.append(
+            [
+                m.workload,
+                m.setup,
+                m.variant,
+                "",
+                (fmt_level(m.users), m.users),
+                params_label(m.params),
+                ("0", 0),
+                ("missing", None),
+                *[empty] * 7,
+                "",
+            ]
+        )
+        classes.append("missing")
+    table = table_html(
+        [
+            "workload",
+            "setup",
+            "variant",
+            "kind",
+            "users",
+            "params",
+            "repeats",
+            "req/s",
+            "req/s min–max",
+            "CV",
+            "p50 ms",
+            "p99 ms",
+            "failures",
+            "CPU s / 1k req",
+            "peak RSS MB",
+            "flags",
+        ],
+        rows,
+        row_classes=classes,
+        raw_html_cols=(15,),
+    )
+    return {
+        "csv_name": CSV_NAME,
+        "csv_data": base64.b64encode(page.csv_text.encode()).decode(),
+        "table": table,
+    }
