@@ -30,6 +30,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from typing import Any
 
+from asyncbench.model.machine import Ceiling, Environment
 from asyncbench.model.results import (
     SCHEMA_VERSION,
     Cell,
@@ -309,10 +310,10 @@ def make_run(
         finished_at=started + 600.0 if complete else None,
         complete=complete,
         interrupted=(not complete) if interrupted is None else interrupted,
-        environment=env,
-        generator_ceiling=generator_ceiling
-        if generator_ceiling is not None
-        else {"rps": 4000.0, "cpu_percent": 99.0, "users": 64},
+        environment=Environment.from_dict(env),
+        generator_ceiling=Ceiling.from_dict(
+            generator_ceiling if generator_ceiling is not None else {"rps": 4000.0, "cpu_percent": 99.0, "users": 64}
+        ),
         setups=setups,
         cells=cells,
         notes=tuple(notes),

@@ -75,12 +75,12 @@ def test_run_writes_complete_versioned_results(tmp_path):
                 assert r.generator_cores_busy_percent is not None
                 assert r.upstream_cpu_percent is not None
             assert r.series
-    env = run.environment
+    env = run.environment.as_dict()
     for key in ("cpu_model", "cpu_count", "python", "packages", "database", "git_commit"):
         assert key in env
     assert env["database"]["vendor"] == "sqlite"
     assert env["packages"]["django"].startswith("6.")
-    assert run.generator_ceiling["rps"] > 0
+    assert run.generator_ceiling.rps is not None and run.generator_ceiling.rps > 0
     info = run.setups["uvicorn"]
     assert info.workers >= 1 and "--loop" in info.command and "asyncio" in info.command
     assert run.command[:3] == ("python", "runner.py", "run")

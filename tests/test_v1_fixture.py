@@ -24,3 +24,14 @@ def golden() -> dict[str, object]:
 @pytest.mark.parametrize("part", ["verdicts", "terminal", "csv", "tables"])
 def test_v1_fixture_renders_as_recorded(now: dict[str, object], golden: dict[str, object], part: str) -> None:
     assert now[part] == golden[part]
+
+
+def test_v1_fixture_reads_into_typed_records_and_writes_back_unchanged() -> None:
+    from asyncbench.model.results import load_run, to_dict
+
+    raw = json.loads((FIXTURE / "results.json").read_text())
+    run = load_run(FIXTURE)
+    assert run.environment.database.vendor == "sqlite"
+    assert run.environment.cpu_count == raw["environment"]["cpu_count"]
+    assert run.generator_ceiling.rps == raw["generator_ceiling"]["rps"]
+    assert json.loads(json.dumps(to_dict(run))) == raw

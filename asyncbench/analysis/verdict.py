@@ -202,14 +202,8 @@ def _controls(run: Run, workload: str) -> tuple[ControlResult, ...]:
 
 
 def _database_name(run: Run) -> str:
-    env = run.environment or {}
-    db = env.get("database")
-    if isinstance(db, dict):
-        name = db.get("vendor") or db.get("engine") or db.get("name") or ""
-        version = db.get("version") or ""
-        return f"{name} {version}".strip()
-    if isinstance(db, str):
-        return db
+    if run.environment.database.label:
+        return run.environment.database.label
     sr = (run.scenario_resolved or {}).get("database")
     if isinstance(sr, dict):
         return str(sr.get("engine") or "")

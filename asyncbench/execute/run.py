@@ -43,8 +43,9 @@ from asyncbench.execute.plan import Planned, cpu_plan, plan
 from asyncbench.execute.processes import LOOPBACK, PortInUseError, ProcessError, check_port_free
 from asyncbench.execute.servers import Server, drain, start_server, stop_server
 from asyncbench.execute.setups import SetupConfig
-from asyncbench.execute.upstream import ceiling_rps, measure_ceiling, upstream
+from asyncbench.execute.upstream import measure_ceiling, upstream
 from asyncbench.model import results
+from asyncbench.model.machine import Ceiling, Environment
 from asyncbench.model.results import Cell, Run
 from asyncbench.model.scenario import Scenario
 from asyncbench.render.progress import Progress
@@ -178,11 +179,11 @@ def run_scenario(
             ceiling = measure_ceiling(scenario, gen, server_cpus, log_dir, env)
             run = replace(run, generator_ceiling=ceiling)
             progress.note(
-                f"generator ceiling: {ceiling['rps']:,.0f} req/s at {ceiling['cpu_percent']:.0f}% "
-                f"of a core ({ceiling['processes']} process(es))"
+                f"generator ceiling: {ceiling.rps or 0:,.0f} req/s at {ceiling.cpu_percent or 0:.0f}% "
+                f"of a core ({ceiling.processes} process(es))"
             )
-            if not ceiling.get("valid", True):
-                progress.note(f"warning: {ceiling['note']}")
+            if not ceiling.valid:
+                progress.note(f"warning: {ceiling.note}")
 
             @stack.callback
             def _stop_servers() -> None:
@@ -198,7 +199,7 @@ def run_scenario(
                     ctx.start(config, rev)
             save()
             for item in todo:
-                _measure_one(item, ctx, gen, ceiling_rps(ceiling))
+                _measure_one(item, ctx, gen, ceiling.limit_rps)
                 save()
     except KeyboardInterrupt:
         interrupted = True
@@ -256,12 +257,14 @@ def _new_run(
         finished_at=None,
         complete=False,
         interrupted=False,
-        environment={
-            **environment.capture(ROOT, database_info(scenario, env)),
-            # in an A/B run, which commit each arm served
-            "revisions": {k: environment.git_commit(Path(v))["commit"] for k, v in revisions.items() if k},
-        },
-        generator_ceiling={},
+        environment=Environment.from_dict(
+            {
+                **environment.capture(ROOT, database_info(scenario, env)),
+                # in an A/B run, which commit each arm served
+                "revisions": {k: environment.git_commit(Path(v))["commit"] for k, v in revisions.items() if k},
+            }
+        ),
+        generator_ceiling=Ceiling(),
         setups={},
         cells=(),
     )

@@ -7,11 +7,11 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 from asyncbench.execute import ROOT
 from asyncbench.execute.load import LoadGenerator
 from asyncbench.execute.processes import LOOPBACK, ManagedProcess, cpu_pinning_prefix, free_port
+from asyncbench.model.machine import Ceiling
 from asyncbench.model.scenario import Scenario
 
 CEILING_USERS = 32
@@ -40,7 +40,7 @@ def upstream(
 
 def measure_ceiling(
     scenario: Scenario, gen: LoadGenerator, server_cpus: tuple[int, ...], log_dir: Path, env: dict[str, str]
-) -> dict[str, Any]:
+) -> Ceiling:
     """locust's own ceiling: its throughput against a trivial endpoint (the
     upstream stub, no delay) served from the server's CPUs."""
     with upstream(scenario, cpus=server_cpus, log_dir=log_dir, env=env, delay_ms=0, name="upstream-calibration") as up:
@@ -58,28 +58,20 @@ def measure_ceiling(
     # The figure is locust's ceiling only if locust was the limit; if it
     # idled, the stub was, and flagging against it would be wrong.
     valid = m.generator_cpu_percent >= 85.0 and not m.failures
-    return {
-        "valid": valid,
-        "note": ""
+    return Ceiling(
+        valid=valid,
+        note=""
         if valid
         else (
             f"locust reached only {m.generator_cpu_percent:.0f}% of a core in the ceiling measurement "
             f"({sum(m.failures.values())} failures): the stub, not locust, was the limit; cells are not "
             "flagged against this ceiling"
         ),
-        "rps": round(rps, 1),
-        "cpu_percent": round(m.generator_cpu_percent, 1),
-        "users": CEILING_USERS,
-        "processes": len(gen.drivers),
-        "endpoint": "upstream stub /health, no delay, served from the server CPUs",
-        "duration_s": round(m.duration_s, 2),
-        "failures": sum(m.failures.values()),
-    }
-
-
-def ceiling_rps(ceiling: dict[str, Any]) -> float | None:
-    """The ceiling to flag cells against: none when the measurement was not locust's limit."""
-    if not ceiling.get("valid", True):
-        return None
-    rps = ceiling.get("rps")
-    return float(rps) if rps else None
+        rps=round(rps, 1),
+        cpu_percent=round(m.generator_cpu_percent, 1),
+        users=CEILING_USERS,
+        processes=len(gen.drivers),
+        endpoint="upstream stub /health, no delay, served from the server CPUs",
+        duration_s=round(m.duration_s, 2),
+        failures=sum(m.failures.values()),
+    )

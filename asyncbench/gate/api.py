@@ -67,7 +67,7 @@ def _incomplete(run: Run, which: str) -> list[str]:
 
 
 def _run_label(run: Run, fallback: str) -> str:
-    commit = run.environment.get("git_commit")
+    commit = run.environment.git_commit
     tail = f" @ {str(commit)[:10]}" if commit else ""
     return f"{run.run_id or fallback}{tail}"
 
@@ -88,10 +88,13 @@ def _two_runs(baseline: Run, current: Run, *, normalized: bool, allow_env_mismat
         ("baseline", "current"),
         (_run_label(baseline, "baseline"), _run_label(current, "current")),
         (baseline.cells, current.cells),
-        {"baseline": _shown_environment(baseline.environment), "current": _shown_environment(current.environment)},
+        {
+            "baseline": _shown_environment(baseline.environment.as_dict()),
+            "current": _shown_environment(current.environment.as_dict()),
+        },
     )
     refusals, env_warnings = check_environment(
-        baseline.environment, current.environment, hardware_normalized=normalized
+        baseline.environment.as_dict(), current.environment.as_dict(), hardware_normalized=normalized
     )
     if allow_env_mismatch:
         sides.warnings.extend(f"ENVIRONMENT MISMATCH (allowed by request): {r}" for r in refusals)
@@ -122,8 +125,8 @@ def _revisions(run: Run) -> _Sides:
     base = [c for c in run.cells if c.revision == REVISION_BASE]
     head = [c for c in run.cells if c.revision == REVISION_HEAD]
     labels = (REVISION_BASE, REVISION_HEAD)
-    commits = run.environment.get("revisions")  # optional: {"base": sha, "head": sha}
-    if isinstance(commits, Mapping):
+    commits = run.environment.revisions  # {"base": sha, "head": sha} when recorded
+    if commits:
         labels = (
             f"base @ {str(commits.get('base', ''))[:10]}".rstrip(" @"),
             f"head @ {str(commits.get('head', ''))[:10]}".rstrip(" @"),
@@ -133,7 +136,7 @@ def _revisions(run: Run) -> _Sides:
         (REVISION_BASE, REVISION_HEAD),
         labels,
         (base, head),
-        {"run": {k: run.environment.get(k) for k in _ENV_KEYS}, "run_id": run.run_id},
+        {"run": {k: getattr(run.environment, k) for k in _ENV_KEYS}, "run_id": run.run_id},
     )
     other = sorted({c.revision or "(none)" for c in run.cells} - {REVISION_BASE, REVISION_HEAD})
     if other:

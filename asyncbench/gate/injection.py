@@ -66,7 +66,7 @@ def service_model(run: Run, cell: Cell) -> ServiceModel:
     # no CPU recorded (0) is no model of the CPU, not a free CPU
     s_cpu = cpu_ms / 1000.0 if cpu_ms else None
     info = run.setups.get(cell.setup)
-    cpu_count = int(run.environment.get("cpu_count") or 1)
+    cpu_count = run.environment.cpu_count or 1
     workers = info.workers if info and info.workers > 0 else cpu_count
     usable = len(info.cpu_affinity) if info and info.cpu_affinity else cpu_count
     cores = max(1, min(usable, workers))

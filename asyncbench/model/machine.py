@@ -41,14 +41,15 @@ class DatabaseInfo:
 
 @dataclass(frozen=True)
 class Environment:
-    cpu_model: str = ""
+    # None = not recorded (the gate warns about keys a run did not record)
+    cpu_model: str | None = None
     cpu_count: int | None = None
     cpu_affinity_runner: tuple[int, ...] = ()
     memory_gb: float | None = None
-    os: str = ""
-    hostname: str = ""
-    python: str = ""
-    python_implementation: str = ""
+    os: str | None = None
+    hostname: str | None = None
+    python: str | None = None
+    python_implementation: str | None = None
     packages: dict[str, str | None] = field(default_factory=dict)
     git_commit: str | None = None
     git_dirty: bool | None = None
@@ -72,6 +73,10 @@ class Environment:
         """The JSON object, in version 1's shape (extra keys flattened back in)."""
         return flat(self)
 
+    @property
+    def database_label(self) -> str:
+        return self.database.label
+
 
 @dataclass(frozen=True)
 class Ceiling:
@@ -92,6 +97,11 @@ class Ceiling:
     def from_dict(cls, d: dict[str, Any] | None) -> Self:
         known, extra = _split(cls, dict(d or {}))
         return cls(**known, extra=extra)
+
+    @property
+    def limit_rps(self) -> float | None:
+        """The ceiling to flag cells against: none when the measurement was not locust's limit."""
+        return float(self.rps) if self.valid and self.rps else None
 
 
 def flat(record: Any) -> dict[str, Any]:

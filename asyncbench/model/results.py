@@ -22,6 +22,8 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from asyncbench.model.machine import Ceiling, Environment, flat
+
 if TYPE_CHECKING:
     from asyncbench.model.summary import CellSummary
 
@@ -189,8 +191,8 @@ class Run:
     finished_at: float | None
     complete: bool
     interrupted: bool
-    environment: dict[str, Any]
-    generator_ceiling: dict[str, Any]  # {"rps": ..., "cpu_percent": ..., "users": ...}
+    environment: Environment
+    generator_ceiling: Ceiling
     setups: dict[str, SetupInfo]
     cells: tuple[Cell, ...]
     notes: tuple[str, ...] = ()
@@ -200,7 +202,10 @@ class Run:
 
 
 def to_dict(run: Run) -> dict[str, Any]:
-    return asdict(run)
+    d = asdict(run)
+    d["environment"] = flat(run.environment)
+    d["generator_ceiling"] = flat(run.generator_ceiling)
+    return d
 
 
 def _flags(items: Any) -> tuple[Flag, ...]:
@@ -246,6 +251,8 @@ def from_dict(d: dict[str, Any]) -> Run:
     d["cells"] = tuple(_cell(c) for c in d.get("cells", ()))
     d["command"] = tuple(d.get("command", ()))
     d["notes"] = tuple(d.get("notes", ()))
+    d["environment"] = Environment.from_dict(d.get("environment"))
+    d["generator_ceiling"] = Ceiling.from_dict(d.get("generator_ceiling"))
     return Run(**_known(Run, d))
 
 

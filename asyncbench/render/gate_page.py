@@ -244,7 +244,7 @@ def _env_rows(baseline: Run | None, current: Run | None) -> list[tuple[str, str,
     def flat(run: Run | None) -> dict[str, str]:
         if run is None:
             return {}
-        env = dict(run.environment)
+        env = run.environment.as_dict()
         out: dict[str, str] = {}
         for k, v in env.items():
             if k == "packages" and isinstance(v, Mapping):

@@ -17,6 +17,7 @@ from markupsafe import Markup
 
 from asyncbench.model import flags
 from asyncbench.model.flags import POLICY, InGate, InVerdicts
+from asyncbench.model.machine import flat
 from asyncbench.model.results import Cell
 from asyncbench.model.summary import params_label
 from asyncbench.render.cells import sorted_cells
@@ -165,7 +166,7 @@ def the_run(page: Page) -> Context:
     repeats = sorted({len(c.repeats) for c in run.cells if c.repeats})
     windows = sorted({r.duration_s for c in run.cells for r in c.repeats})
     warmups = sorted({r.warmup_s for c in run.cells for r in c.repeats})
-    ceiling = ", ".join(f"{k} {_num(v)}" for k, v in (run.generator_ceiling or {}).items()) or MISSING
+    ceiling = ", ".join(f"{k} {_num(v)}" for k, v in flat(run.generator_ceiling).items()) or MISSING
     finished = when(run.finished_at) if run.finished_at else "not finished"
     facts: list[tuple[str, str | Markup]] = [
         ("run", run.run_id),
@@ -218,7 +219,7 @@ def the_run(page: Page) -> Context:
         "command": shlex.join(run.command) if run.command else MISSING,
         "notes": list(run.notes),
         "setups": setups,
-        "environment": [(k, _value(v)) for k, v in sorted((run.environment or {}).items())],
+        "environment": [(k, _value(v)) for k, v in sorted(run.environment.as_dict().items())],
         "scenario": json.dumps(shown, indent=2, sort_keys=True, default=str),
     }
 
