@@ -34,6 +34,7 @@ from asyncbench.render.charts import (
 )
 from asyncbench.render.format import fmt, fmt_level
 from asyncbench.render.text import workload_label
+from bench_site.registry import WORKLOADS
 
 _CEILING_LABEL = "Little's-law ceiling (wide, pale)"
 
@@ -54,7 +55,8 @@ def throughput_chart(run: Run, workload: str) -> str | None:
     with figure(f"thr-{workload}", height=3.8) as (fig, (ax,)):
         flagged, ys = plot_series(ax, run, cells, lambda c: c.users, rps_y, errorbars=True, xs_all=levels)
         extra: list[tuple[str, Line2D | Patch]] = []
-        if workload == "fanout":
+        # The Little's-law ceiling applies where the view waits on the upstream.
+        if workload in WORKLOADS and WORKLOADS[workload].uses_upstream:
             extra = _draw_model_lines(ax, run, cells, levels, ys)
         ax.set_title(title, loc="left")
         ax.set_ylabel("throughput (requests/s, median of repeats)")
