@@ -189,3 +189,9 @@ def test_main_from_the_runner_namespace(capsys: pytest.CaptureFixture[str]) -> N
 def test_main_measure_needs_the_runner() -> None:
     with pytest.raises(SystemExit):
         ga.main(["measure", "--rounds", "1"])
+
+
+def test_resampling_a_run_with_too_few_repeats_is_a_named_error(capsys: pytest.CaptureFixture[str]) -> None:
+    fixture = Path(__file__).parent / "fixtures" / "v1-quick"
+    assert ga.main(["resample", str(fixture)]) == 2
+    assert "resampling needs at least 4" in capsys.readouterr().err

@@ -23,7 +23,7 @@ from typing import Any
 
 from asyncbench.gate.config import NORMALIZE_MODES
 from asyncbench.gate.measured import LEVELS, Measure, measure_accuracy
-from asyncbench.gate.resample import resampling_estimate
+from asyncbench.gate.resample import ResampleError, resampling_estimate
 from asyncbench.model.results import Run, load_run
 from asyncbench.render.format import fmt, fmt_pct
 
@@ -129,9 +129,16 @@ def _main_from_runner(
         kwargs["normalize"] = args.normalize
     resample = getattr(args, "resample", None)
     if resample:
-        result = resampling_estimate(
-            load_run(resample), splits=int(getattr(args, "splits", None) or 200), levels=levels, compare_kwargs=kwargs
-        )
+        try:
+            result = resampling_estimate(
+                load_run(resample),
+                splits=int(getattr(args, "splits", None) or 200),
+                levels=levels,
+                compare_kwargs=kwargs,
+            )
+        except ResampleError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
     else:
         if measure is None:
             if load_scenario is None:
@@ -185,9 +192,18 @@ def main(
         kwargs["normalize"] = args.normalize
     wl = [w for w in args.workloads.split(",") if w] or None
     if args.command == "resample":
-        result = resampling_estimate(
-            load_run(args.run), splits=args.splits, levels=levels, workloads=wl, compare_kwargs=kwargs, seed=args.seed
-        )
+        try:
+            result = resampling_estimate(
+                load_run(args.run),
+                splits=args.splits,
+                levels=levels,
+                workloads=wl,
+                compare_kwargs=kwargs,
+                seed=args.seed,
+            )
+        except ResampleError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
     else:
         if measure is None:
             parser.error("measure needs the runner: run it as `python runner.py gate-accuracy ...`")

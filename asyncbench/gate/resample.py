@@ -29,6 +29,10 @@ METHOD_RESAMPLED = (
 )
 
 
+class ResampleError(ValueError):
+    """A run the resampling estimate cannot use (too few repeats)."""
+
+
 def _slowed(repeat: Repeat, slowdown: float) -> Repeat:
     """The same repeat as if every request took 1/(1-d) as long (a pure slowdown)."""
     f = 1.0 - slowdown
@@ -90,7 +94,7 @@ def resampling_estimate(
     indexes = sorted(common or ())
     h = len(indexes) // 2
     if h < 2:
-        raise ValueError(f"run {run.run_id} has {len(indexes)} common repeats; resampling needs at least 4")
+        raise ResampleError(f"run {run.run_id} has {len(indexes)} common repeats; resampling needs at least 4")
     notes: list[str] = []
     config_keys = ("threshold", "alpha", "metrics", "min_repeats", "normalize")
     cfg = resolve_config(run.scenario_resolved, **{k: v for k, v in kwargs.items() if k in config_keys})
