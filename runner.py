@@ -62,9 +62,11 @@ def scenario_options(args: argparse.Namespace) -> ScenarioOptions:
         scenario=args.scenario,
         overrides=Overrides(
             users=_tuple(args.users),
-            repeats=args.repeats,
+            blocks=args.blocks,
             duration=args.duration,
             warmup=args.warmup,
+            precision=args.precision,
+            budget=args.budget,
             processes=args.processes,
             setups=_tuple(args.setups),
             workloads=_tuple(args.workloads),
@@ -86,6 +88,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     from asyncbench.commands import run
 
     return run.run(options=scenario_options(args), report=not args.no_report)
+
+
+def cmd_check_intervals(args: argparse.Namespace) -> int:
+    from asyncbench.commands import check_intervals
+
+    return check_intervals.check_intervals(options=scenario_options(args))
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -174,9 +182,13 @@ def _add_scenario_options(p: argparse.ArgumentParser, default: str) -> None:
     p.add_argument("--setups", type=_csv, help="comma-separated setups to run instead of the scenario's")
     p.add_argument("--workloads", type=_csv, help="comma-separated workloads to run instead of the scenario's")
     p.add_argument("--users", type=_ints, help="comma-separated user levels, e.g. 1,8,32")
-    p.add_argument("--repeats", type=int, help="repeats per cell")
-    p.add_argument("--duration", type=float, help="fixed measured window in seconds (disables adaptive windows)")
-    p.add_argument("--warmup", type=float, help="warm-up seconds before each measured window")
+    p.add_argument(
+        "--blocks", "--repeats", type=int, help="a fixed number of blocks per group (instead of stopping on precision)"
+    )
+    p.add_argument("--duration", type=float, help="a fixed slice window in seconds (slow arms are not extended)")
+    p.add_argument("--warmup", type=float, help="settle seconds before each slice's window")
+    p.add_argument("--precision", type=float, help="target half-width of every ratio's 95%% interval, e.g. 0.05")
+    p.add_argument("--budget", type=float, help="measuring budget of the whole run in seconds (0 = no limit)")
     p.add_argument("--processes", type=int, help="load-driver processes (locust) to split users across")
     p.add_argument("--db", help="sqlite (default), postgres (127.0.0.1:5432), or a postgresql:// URL")
     p.add_argument("--rows", type=int, help="rows to seed")
@@ -207,6 +219,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_scenario_options(p, "quick")
     p.add_argument("--no-report", action="store_true", help="do not write the HTML report")
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser(
+        "check-intervals",
+        help="measure A/A groups (one setup under two names) and report how often 95%% intervals contain 1",
+    )
+    _add_scenario_options(p, "aa")
+    p.set_defaults(func=cmd_check_intervals)
 
     p = sub.add_parser("report", help="(re)generate the HTML report of a run from its results.json")
     p.add_argument("run_dir", help="a run folder (or its results.json), e.g. reports/latest")

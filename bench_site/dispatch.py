@@ -1,8 +1,9 @@
 """The single wrapper around every measured view.
 
 It does, in one place and identically for both kinds of view: method check,
-query-parameter parsing and validation (400 on bad input), and fault
-injection. The wrapper keeps the view's kind: an async view gets an `async def`
+query-parameter parsing and validation (400 on bad input), fault
+injection, and a 503 naming the cause when the database is unreachable
+(bench_site.outage). The wrapper keeps the view's kind: an async view gets an `async def`
 wrapper, so Django calls it on the event loop and never adds a thread hop.
 """
 
@@ -14,9 +15,11 @@ from typing import Any
 
 from asgiref.sync import iscoroutinefunction
 from django.core.exceptions import ImproperlyConfigured
+from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponseBase
 
 from bench_site.injection import Injection
+from bench_site.outage import OUTAGE_STATUS, database_cause
 from bench_site.params import BadParam, parse_params
 from bench_site.registry import WORKLOADS, Endpoint
 from bench_site.responses import error_response
@@ -32,6 +35,15 @@ def _method_not_allowed() -> HttpResponseBase:
     response = error_response(405, "method not allowed", allowed=sorted(_SAFE_METHODS))
     response["Allow"] = ", ".join(sorted(_SAFE_METHODS))
     return response
+
+
+def _outage_response(exc: DatabaseError) -> HttpResponseBase:
+    """503 naming the cause when the database was unreachable; any other
+    database error propagates (Django's 500)."""
+    cause = database_cause(exc)
+    if cause is None:
+        raise exc
+    return error_response(OUTAGE_STATUS, cause)
 
 
 def measured_view(endpoint: Endpoint, view: View, injection: Injection) -> View:
@@ -57,7 +69,10 @@ def measured_view(endpoint: Endpoint, view: View, injection: Injection) -> View:
                 return exc.response()
             if inject:
                 await injection.apply_async()
-            response: HttpResponseBase = await view(request, **params)
+            try:
+                response: HttpResponseBase = await view(request, **params)
+            except DatabaseError as exc:
+                return _outage_response(exc)
             return response
 
         return async_wrapper
@@ -72,7 +87,10 @@ def measured_view(endpoint: Endpoint, view: View, injection: Injection) -> View:
             return exc.response()
         if inject:
             injection.apply_sync()
-        response: HttpResponseBase = view(request, **params)
+        try:
+            response: HttpResponseBase = view(request, **params)
+        except DatabaseError as exc:
+            return _outage_response(exc)
         return response
 
     return sync_wrapper

@@ -19,6 +19,12 @@ Nothing here measures anything: a test states the numbers it wants and gets a
   makes an error cell.
 - `make_run(..., missing=[("uvicorn", "noio", "async", 64)])` records planned
   cells that have no result; `complete=False` makes an interrupted run.
+- Version-2 cells (slices in blocks): `make_cell(..., blocks=[0, 1, 2, ...])`
+  says which block each slice ran in (default: slice i in block i), and
+  `histogram=latency_histogram(p50_ms, p99_ms, samples)` gives the cell its
+  merged histogram; `v2_cell(...)` does both from a base throughput and a
+  number of blocks. `make_run(..., schema_version=1)` makes a version-1 run,
+  `groups=[make_group(...)]` records how groups stopped.
 - `make_matrix(...)` builds a whole setup x workload x variant x users grid
   from a function; `demo_run()` is a realistic run with every feature (used to
   look at the page and by the browser test).
@@ -26,15 +32,18 @@ Nothing here measures anything: a test states the numbers it wants and gets a
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from typing import Any
 
+from asyncbench.model.histogram import Histogram
 from asyncbench.model.machine import Ceiling, Environment
 from asyncbench.model.results import (
     SCHEMA_VERSION,
     Cell,
     Flag,
+    GroupRecord,
     Latency,
     Repeat,
     Run,
@@ -192,8 +201,13 @@ def make_cell(
     cpu_ms_per_request: float = 1.0,
     rss_mb: float = 80.0,
     revision: str = "",
+    blocks: Sequence[int] | None = None,
+    histogram: dict[str, Any] | None = None,
 ) -> Cell:
-    """One cell; `rps` is one value per repeat (a float means a single repeat)."""
+    """One cell; `rps` is one value per repeat (a float means a single repeat).
+
+    `blocks`: the block of each slice (version 2); by default slice i ran in block i.
+    """
     values = [float(rps)] if isinstance(rps, (int, float)) else [float(v) for v in rps]
     n = len(values)
     p50s, p99s = _per_repeat(p50_ms, n), _per_repeat(p99_ms, n)
@@ -211,6 +225,10 @@ def make_cell(
         )
         for i, v in enumerate(values)
     )
+    if blocks is not None:
+        if len(blocks) != n:
+            raise ValueError(f"expected {n} blocks (one per slice), got {len(blocks)}")
+        repeats = tuple(replace(r, block=b) for r, b in zip(repeats, blocks, strict=True))
     if kind is None:
         kind = "async" if variant.startswith("async") else "sync"
     query = "".join(f"{'&' if i else '?'}{k}={v}" for i, (k, v) in enumerate(sorted((params or {}).items())))
@@ -227,6 +245,81 @@ def make_cell(
         status=status,
         error=error,
         revision=revision,
+        histogram=histogram,
+    )
+
+
+def latency_histogram(p50_ms: float, p99_ms: float, samples: int) -> dict[str, Any]:
+    """A merged histogram (to_dict form) of `samples` requests whose p50 and p99
+    come out as asked (within the histogram's 0.5% resolution)."""
+    h = Histogram()
+    low = math.ceil(samples / 2)  # the median's rank is the last of these
+    slow = min(samples - low, samples // 100 + 1)  # one more than 1%: p99 falls among them
+    for _ in range(low):
+        h.record(p50_ms * 1000.0)
+    for _ in range(samples - low - slow):
+        h.record((p50_ms + p99_ms) / 2 * 1000.0)
+    for _ in range(slow):
+        h.record(p99_ms * 1000.0)
+    return h.to_dict()
+
+
+def v2_cell(
+    setup: str,
+    workload: str,
+    variant: str,
+    users: int,
+    rps: float,
+    *,
+    n_blocks: int = 12,
+    noise: float = 0.04,
+    seed: int = 1,
+    samples: int = 5000,
+    p50_ms: float | None = None,
+    p99_ms: float | None = None,
+    **kw: Any,
+) -> Cell:
+    """A version-2 cell: one slice per block, lognormal noise of `noise`, a merged histogram."""
+    import random
+
+    rng = random.Random(f"{seed}/{setup}/{variant}/{users}")
+    values = [rps * math.exp(rng.gauss(0.0, noise)) for _ in range(n_blocks)]
+    p50 = p50_ms if p50_ms is not None else users / rps * 900.0
+    p99 = p99_ms if p99_ms is not None else p50 * 2.4
+    return make_cell(
+        setup,
+        workload,
+        variant,
+        users,
+        values,
+        blocks=list(range(n_blocks)),
+        histogram=latency_histogram(p50, p99, samples),
+        **kw,
+    )
+
+
+def make_group(
+    workload: str,
+    users: int,
+    *,
+    params: dict[str, int] | None = None,
+    blocks: int = 30,
+    precision_target: float = 0.05,
+    precision_achieved: float | None = 0.04,
+    stop_reason: str = "precision",
+    budget_s: float = 60.0,
+) -> GroupRecord:
+    return GroupRecord(
+        workload=workload,
+        users=users,
+        params=dict(params or {}),
+        revision_pairs=False,
+        blocks=blocks,
+        elapsed_s=blocks * 2.0,
+        budget_s=budget_s,
+        precision_target=precision_target,
+        precision_achieved=precision_achieved,
+        stop_reason=stop_reason,
     )
 
 
@@ -247,6 +340,8 @@ def make_run(
     command: Sequence[str] = ("python", "runner.py", "run", "--scenario", "synthetic"),
     run_id: str = "synthetic-run",
     notes: Sequence[str] = (),
+    schema_version: int = SCHEMA_VERSION,
+    groups: Sequence[GroupRecord] = (),
 ) -> Run:
     """A Run holding `cells`.
 
@@ -272,7 +367,7 @@ def make_run(
                 "variant": m[2],
                 "users": m[3],
                 "params": dict(m[4]) if len(m) > 4 else {},
-            }  # type: ignore[misc]
+            }
         )
     sr: dict[str, Any] = {
         "name": scenario,
@@ -301,7 +396,7 @@ def make_run(
         env = {**env, **environment}
     started = 1_700_000_000.0
     return Run(
-        schema_version=SCHEMA_VERSION,
+        schema_version=schema_version,
         run_id=run_id,
         scenario=scenario,
         scenario_resolved=sr,
@@ -317,6 +412,7 @@ def make_run(
         setups=setups,
         cells=cells,
         notes=tuple(notes),
+        groups=tuple(groups),
     )
 
 
@@ -385,7 +481,7 @@ def demo_run(*, complete: bool = True) -> Run:
             if v == "async-s2a":
                 base = {"gunicorn-sync": 403, "gunicorn-gthread": 353, "uvicorn": 348, "gunicorn-uvicorn": 336}[s]
             if w == "json-noindex":
-                base *= 0.12
+                return base * 0.12 * min(1.0, 0.4 + u / 16)
             return base * min(1.0, 0.4 + u / 16)
         return None
 

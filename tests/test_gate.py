@@ -18,7 +18,7 @@ from asyncbench.gate import decide
 from asyncbench.gate.api import compare
 from asyncbench.gate.config import GateConfigError, validate_gate_section
 from asyncbench.model.results import Cell, Flag, Run
-from tests.synthetic import make_cell, make_run, make_setup
+from tests.synthetic import make_cell, make_run, make_setup, spread
 
 SETUPS = ("gunicorn-sync", "uvicorn")
 WORKLOADS = {"noio": ("sync", "async"), "orm": ("sync", "async")}
@@ -542,3 +542,28 @@ def test_a_flag_this_version_does_not_know_blocks() -> None:
     result = compare(build_run(extra_cells=[clean]), build_run(seed=2, extra_cells=[unknown]))
     assert result.exit_code == decide.EXIT_INVALID
     assert any("weird-new" in r for r in result.reasons)
+
+
+def test_the_smallest_reachable_p_counts_ties() -> None:
+    """The floor comes from the same tie-aware exact test the gate runs: ties
+    at the boundary raise it far above 1/C(n+m, n)."""
+    assert decide.smallest_reachable_p([7, 8, 9, 10, 11, 12], [1, 2, 3, 4, 5, 6]) == pytest.approx(1 / 924)
+    # the worst arrangement of these values still ties five 10s against the rest
+    tied = decide.smallest_reachable_p([10.0] * 5 + [12.0], [10.0] * 6)
+    assert tied == pytest.approx(462 / 924)
+    # two groups of ties on the boundary: 10.1 once among three on the worse side
+    assert decide.smallest_reachable_p(
+        [12.0, 12.0, 12.0, 12.1, 12.1, 10.1], [10.0, 10.0, 10.05, 10.05, 10.1, 10.1]
+    ) == pytest.approx(3 / 924)
+    # all equal: nothing to rank, only the repeats limit the test
+    assert decide.smallest_reachable_p([5.0] * 6, [5.0] * 6) == pytest.approx(1 / 924)
+
+
+def test_tied_percentiles_that_cannot_reach_the_level_make_the_comparison_invalid() -> None:
+    # p99 read from a coarse histogram: 11 of 12 values in one bucket. No
+    # arrangement of these values gives p below 0.5, so the gate is blind here.
+    base = finish_run([make_cell("uvicorn", "noio", "sync", 16, spread(1000.0, 6), p99_ms=[10.0] * 6)])
+    cur = finish_run([make_cell("uvicorn", "noio", "sync", 16, spread(1000.0, 6), p99_ms=[10.0] * 5 + [12.0])])
+    result = compare(base, cur, metrics=["p99"])
+    assert result.exit_code == decide.EXIT_INVALID
+    assert any("and their ties the smallest reachable p is 0.5" in r for r in result.reasons), result.reasons

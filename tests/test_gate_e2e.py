@@ -38,7 +38,8 @@ def gate_scenario(
     wl = ", ".join(f'"{v}"' for v in variants)
     path.write_text(
         'name = "gate-e2e"\ndescription = "end-to-end gate test"\n'
-        f"[load]\nusers = {users}\nrepeats = {repeats}\nwarmup_s = 0.2\nmin_s = 1.0\nmax_s = 1.0\n"
+        f"[load]\nusers = {users}\nmin_blocks = {repeats}\nmax_blocks = {repeats}\n"
+        "settle_s = 0.2\nwindow_s = 1.0\nmax_window_s = 1.0\n"
         "min_requests_per_user = 1\ndrain_timeout_s = 5.0\n"
         '[[setups]]\nname = "uvicorn"\nworkers = 1\n'
         f"[workloads.noio]\nvariants = [{wl}]\n"
@@ -149,7 +150,7 @@ def test_injected_slowdown_fails_and_names_the_cells(work):
 def test_different_scenario_is_refused(work):
     """--current on an existing run, against a baseline of another scenario: exit 2, with why."""
     d = work["dir"]
-    toml = gate_scenario(d / "other.toml", work["db"], users="[2]", repeats=1, variants=("sync",))
+    toml = gate_scenario(d / "other.toml", work["db"], users="[2]", repeats=3, variants=("sync",))
     reports = d / "other-reports"
     done = cli("run", str(toml), "--reports-dir", str(reports), "--no-report")
     assert done.returncode == 0, show(done)

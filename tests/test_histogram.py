@@ -2,7 +2,7 @@ import random
 
 import pytest
 
-from asyncbench.execute.histogram import RESOLUTION, Histogram
+from asyncbench.model.histogram import RESOLUTION, Histogram
 
 
 def exact_percentile(values, q):

@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def scenario_file(
     tmp_path,
     *,
-    repeats=2,
+    repeats=3,
     workloads='[workloads.noio]\nvariants = ["sync", "async"]\n',
     upstream="",
     setups='[[setups]]\nname = "uvicorn"\n',
@@ -29,7 +29,8 @@ def scenario_file(
     p = tmp_path / "tiny.toml"
     p.write_text(
         f'name = "tiny"\ndescription = "test"\n'
-        f"[load]\nusers = {users}\nrepeats = {repeats}\nwarmup_s = 0.2\nmin_s = 1.0\nmax_s = 1.0\n"
+        f"[load]\nusers = {users}\nmin_blocks = {repeats}\nmax_blocks = {repeats}\n"
+        "settle_s = 0.2\nwindow_s = 1.0\nmax_window_s = 1.0\n"
         f"min_requests_per_user = 1\ndrain_timeout_s = 5.0\n"
         f"{setups}{workloads}"
         f'[database]\nrows = 300\nsqlite_path = "{tmp_path / "db.sqlite3"}"\n{upstream}'
@@ -55,11 +56,18 @@ def test_run_writes_complete_versioned_results(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     run = load_run(reports / "latest")
     assert run.complete and not run.interrupted
-    assert run.schema_version == 1
+    assert run.schema_version == 2
     assert {c.variant for c in run.cells} == {"sync", "async"}
+    # one group, three blocks of one slice per arm, recorded with why it stopped
+    (group,) = run.groups
+    assert (group.workload, group.users, group.blocks) == ("noio", 2, 3)
+    assert group.stop_reason in ("precision", "max_blocks")
     for c in run.cells:
         assert c.status == "ok", c.error
-        assert len(c.repeats) == 2
+        assert len(c.repeats) == 3
+        assert sorted(r.block for r in c.repeats) == [0, 1, 2]
+        # the merged histogram holds every successful request of every slice
+        assert c.histogram is not None and c.histogram["count"] == sum(r.requests for r in c.repeats)
         for r in c.repeats:
             assert r.requests > 0 and r.throughput_rps > 0
             assert 0 < r.latency.p50_ms <= r.latency.p99_ms <= r.latency.max_ms
@@ -97,7 +105,7 @@ def test_a_failed_cell_keeps_the_cells_before_it(tmp_path):
     wl = '[workloads.noio]\nvariants = ["sync", "async"]\n[workloads.fanout]\nvariants = ["sync", "async"]\n'
     done = run_cli(
         "run",
-        str(scenario_file(tmp_path, repeats=1, workloads=wl, upstream="[upstream]\nerror_rate = 1.0\n")),
+        str(scenario_file(tmp_path, repeats=3, workloads=wl, upstream="[upstream]\nerror_rate = 1.0\n")),
         "--reports-dir",
         str(reports),
         "--no-report",

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from asyncbench.execute.plan import plan
+from asyncbench.execute.groups import SETUP_S, groups, planned_wall_s
 from asyncbench.model import scenario as sc
 from bench_site.registry import WORKLOADS
 
@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 GOOD = {
     "name": "t",
-    "load": {"users": [2, 8], "repeats": 2},
+    "load": {"users": [2, 8], "min_blocks": 3, "max_blocks": 6},
     "setups": [{"name": "uvicorn"}, {"name": "gunicorn-gthread", "threads": 4}],
     "workloads": {"noio": {}, "fanout": {"variants": ["sync", "async"], "params": {"calls": 2}}},
 }
@@ -38,8 +38,11 @@ def with_(path, value):
         (with_(["load", "userz"], [1]), ["load", "unknown key 'userz'", "users"]),
         (with_(["load", "users"], [0]), ["load.users", "1..10000"]),
         (with_(["load", "users"], "8"), ["load.users", "expected list"]),
-        (with_(["load", "repeats"], 0), ["load.repeats", ">= 1"]),
-        (with_(["load", "max_s"], 0.5), ["load.max_s", "min_s"]),
+        (with_(["load", "repeats"], 2), ["load", "unknown key 'repeats'", "min_blocks", "precision"]),
+        (with_(["load", "min_blocks"], 2), ["load.min_blocks", ">= 3"]),
+        (with_(["load", "max_blocks"], 2), ["load.max_blocks", "min_blocks"]),
+        (with_(["load", "max_window_s"], 0.5), ["load.max_window_s", "window_s"]),
+        (with_(["load", "precision"], 5), ["load.precision", "0.05"]),
         (
             with_(["setups"], [{"name": "tomcat"}]),
             ["setups[0].name", "unknown setup 'tomcat'", "gunicorn-sync", "daphne"],
@@ -93,40 +96,42 @@ def test_param_bounds_are_the_registrys(workload, param):
         assert sc.parse(scenario(value)).workloads[0].params == {param.name: value}
 
 
-def test_good_scenario_plans_interleaved_repeats():
+def test_good_scenario_plans_groups_of_arms():
     s = sc.parse(GOOD)
-    todo = plan(s, [""])
-    # 2 setups x (2 noio variants + 2 fanout variants) x 2 users x 2 repeats
-    assert len(todo) == 2 * 4 * 2 * 2
-    assert plan(s, [""]) == todo  # deterministic
-    group = [t for t in todo if t.workload == "noio" and t.users == 2]
-    # every arm (setup x variant) once per round, rounds in order: drift hits every arm alike
-    arms = {(t.setup, t.variant) for t in group}
-    assert len(arms) == 4
-    rounds = [[(t.setup, t.variant) for t in group if t.repeat == r] for r in range(2)]
-    assert [t.repeat for t in group] == [0] * 4 + [1] * 4
-    assert all(sorted(r) == sorted(arms) for r in rounds)
-    fan = next(t for t in todo if t.workload == "fanout")
+    gs = groups(s, [""])
+    # (noio + fanout) x 2 users = 4 groups; each holds every setup x variant
+    assert [(g.workload, g.users) for g in gs] == [("noio", 2), ("noio", 8), ("fanout", 2), ("fanout", 8)]
+    assert all(len(g.arms) == 2 * 2 for g in gs)
+    assert groups(s, [""]) == gs  # deterministic
+    fan = gs[2].arms[0]
     assert fan.path.endswith("/fanout/?calls=2")
 
 
-def test_round_order_is_shuffled_so_no_arm_always_goes_first():
-    s = sc.parse(with_(["load", "repeats"], 12))
-    todo = plan(s, [""])
-    firsts = {
-        next(t for t in todo if t.workload == "noio" and t.users == 8 and t.repeat == r).variant
-        + next(t for t in todo if t.workload == "noio" and t.users == 8 and t.repeat == r).setup
-        for r in range(12)
-    }
-    assert len(firsts) > 1
-
-
-def test_ab_plan_interleaves_revisions():
+def test_every_block_runs_every_arm_once_in_a_fresh_order():
     s = sc.parse(GOOD)
-    todo = plan(s, ["base", "head"])
-    r0 = [t for t in todo if t.workload == "noio" and t.users == 2 and t.repeat == 0]
-    assert sorted({t.revision for t in r0}) == ["base", "head"]
-    assert len(r0) == 8
+    g = groups(s, [""])[0]
+    orders = [g.order(s.name, b) for b in range(12)]
+    for b, order in enumerate(orders):
+        assert sorted((a.setup, a.variant) for a in order) == sorted((a.setup, a.variant) for a in g.arms)
+        assert {a.repeat for a in order} == {b}  # each slice carries its block
+    assert g.order(s.name, 3) == orders[3]  # reproducible
+    assert len({(o[0].setup, o[0].variant) for o in orders}) > 1  # no arm always goes first
+
+
+def test_ab_groups_interleave_revisions():
+    s = sc.parse(GOOD)
+    g = groups(s, ["base", "head"])[0]
+    assert sorted({a.revision for a in g.arms}) == ["base", "head"]
+    assert len(g.arms) == 8
+
+
+def test_planned_wall_time_is_bounded_by_the_budget():
+    s = sc.parse(with_(["load", "budget_s"], 60.0))
+    least, most = planned_wall_s(s, groups(s, [""]))
+    unbounded = planned_wall_s(sc.parse(GOOD), groups(sc.parse(GOOD), [""]))[1]
+    assert unbounded > SETUP_S + 60.0  # without a budget: every group at max_blocks
+    # with one: the budget, unless the groups' minimum blocks need more
+    assert most == pytest.approx(max(least, SETUP_S + 60.0))
 
 
 def test_sweep_expands_param_sets():
@@ -135,11 +140,23 @@ def test_sweep_expands_param_sets():
     assert fan.param_sets() == [{"calls": 2, "delay_ms": 0}, {"calls": 2, "delay_ms": 50}]
 
 
-@pytest.mark.parametrize("name", ["quick", "full", "ci"])
+def test_a_sweep_limited_to_some_levels_runs_the_fixed_params_elsewhere():
+    fanout = {"variants": ["sync", "async"], "params": {"calls": 2, "delay_ms": 50}}
+    s = sc.parse(with_(["workloads", "fanout"], {**fanout, "sweep": {"delay_ms": [0, 50, 200]}, "sweep_users": [8]}))
+    by_users: dict[int, list[int]] = {}
+    for g in groups(s, [""]):
+        if g.workload == "fanout":
+            by_users.setdefault(g.users, []).append(dict(g.params)["delay_ms"])
+    assert by_users == {2: [50], 8: [0, 50, 200]}
+    with pytest.raises(sc.ScenarioError, match="sweep_users: needs a sweep"):
+        sc.parse(with_(["workloads", "fanout"], {**fanout, "sweep_users": [8]}))
+
+
+@pytest.mark.parametrize("name", ["quick", "full", "ci", "seed"])
 def test_shipped_scenarios_are_valid(name):
     s = sc.load(name)
     assert s.name == name
-    assert plan(s, [""])
+    assert groups(s, [""])
 
 
 def test_quick_covers_every_card_workload_sync_and_async_on_wsgi_and_asgi():
@@ -152,7 +169,7 @@ def test_quick_covers_every_card_workload_sync_and_async_on_wsgi_and_asgi():
         kinds = {VARIANTS[v].kind for v in w.variants}
         assert kinds == {"sync", "async"}, w.name
     assert {SETUPS[x.kind].interface for x in s.setups} == {"wsgi", "asgi"}
-    assert len(s.load.users) >= 2 and s.load.repeats >= 3
+    assert len(s.load.users) >= 2 and s.load.min_blocks >= 3
 
 
 def test_cli_rejects_bad_scenario_before_starting_anything(tmp_path):

@@ -171,7 +171,7 @@ def test_delay_forwarded_as_integer_only(variant: str) -> None:
         (httpx.Response(500, json={"error": "x"}), 502, "upstream returned HTTP 500"),
         (httpx.Response(200, content=b"not json"), 502, "upstream returned invalid JSON"),
         (httpx.Response(200, json=[1, 2]), 502, "upstream returned invalid JSON"),
-        (httpx.ConnectError("refused"), 502, "upstream unreachable"),
+        (httpx.ConnectError("refused"), 503, "upstream unreachable"),
         (httpx.ReadTimeout("slow"), 504, "upstream timed out"),
         (httpx.ConnectTimeout("slow"), 504, "upstream timed out"),
     ],
@@ -246,7 +246,10 @@ def test_real_upstream_timeout_gives_504(barrier: BarrierUpstream, settings: Set
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
-def test_refused_connection_gives_502(settings: SettingsWrapper, variant: str) -> None:
+def test_refused_connection_gives_503_naming_the_outage(settings: SettingsWrapper, variant: str) -> None:
+    """An upstream that is not there is an outage, named as such: 503
+    {"error": "upstream unreachable"}, which the load driver keeps as the
+    failure's kind and the runner flags `outage`."""
     import socket
 
     # A port that was free a moment ago and has no listener: connection refused.
@@ -255,7 +258,7 @@ def test_refused_connection_gives_502(settings: SettingsWrapper, variant: str) -
         port = sock.getsockname()[1]
     settings.BENCH_UPSTREAM_URL = f"http://127.0.0.1:{port}"
     status, _, body = get(f"/{variant}/fanout/?calls=2")
-    assert (status, json.loads(body)) == (502, {"error": "upstream unreachable"})
+    assert (status, json.loads(body)) == (503, {"error": "upstream unreachable"})
 
 
 # --- one async client per event loop ----------------------------------------------

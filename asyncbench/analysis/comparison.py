@@ -1,8 +1,10 @@
 """Best numerator cell against best denominator cell, level by level: numbers only.
 
-A `Comparison` records the two sides, the ratio of their median throughputs
-with its bootstrap interval, the outcome, and when there is no outcome the
-data that says why (`Why`); render/text.py puts that into words.
+A `Comparison` records the two sides, the ratio of their throughputs with its
+interval (block-paired log-ratio t-interval, corrected for the choice of the
+best pair; Welch's for arms of different groups), the outcome, and when there
+is no outcome the data that says why (`Why`); render/text.py puts that into
+words.
 """
 
 from __future__ import annotations
@@ -11,13 +13,12 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from enum import StrEnum
 
-from asyncbench.analysis import stats
+from asyncbench.analysis import intervals
+from asyncbench.analysis.intervals import MIN_BLOCKS
 from asyncbench.model import flags
 from asyncbench.model.results import Cell
 
-# Below three repeats a bootstrap interval of a median is little more than the
-# range of two numbers: too narrow to call a confidence interval. No claim then.
-MIN_REPEATS = 3
+__all__ = ["MIN_BLOCKS"]  # re-exported: the text says how many blocks a claim needs
 CONFIDENCE = 0.95
 
 # Per-level outcomes of one comparison.
@@ -31,8 +32,8 @@ class Why(StrEnum):
     """Why a level has no outcome."""
 
     NO_CELL = "no usable cell"  # a side has no usable cell (`missing`)
-    ZERO_DEN = "zero denominator"  # the denominator's median throughput is 0
-    FEW_REPEATS = "few repeats"  # fewer than MIN_REPEATS repeats on a side
+    ZERO_DEN = "zero denominator"  # the denominator's throughput is 0
+    FEW_BLOCKS = "few blocks"  # fewer than MIN_BLOCKS blocks in common (Welch: slices on a side)
     LOWER_BOUND_DEN = "den lower bound"  # a win against a generator-bound side
     LOWER_BOUND_NUM = "num lower bound"  # a loss with a generator-bound side
     LOWER_BOUND_TIE = "lower bound, interval includes 1"
@@ -44,7 +45,7 @@ class Side:
     """The best usable cell on one side of a comparison."""
 
     cell: Cell
-    median_rps: float
+    rps: float  # mean slice throughput: what the best side is chosen by
 
     @property
     def label(self) -> str:
@@ -61,8 +62,12 @@ class Comparison:
     den: Side | None
     ratio: float | None = None
     ci: tuple[float, float] | None = None
-    p99_ratio: float | None = None
-    p99_ci: tuple[float, float] | None = None
+    # Half-width of the interval on the log scale, as a fraction (0.041 = ±4.1%).
+    precision: float | None = None
+    blocks: int = 0  # blocks paired (Welch: slices on the smaller side)
+    m: int = 1  # candidate pairs the interval is corrected for (Bonferroni)
+    paired: bool = True  # False: the sides ran in different groups (Welch)
+    p99_ratio: float | None = None  # from the merged histograms, no interval
     outcome: str = INSUFFICIENT
     why: Why | None = None
     num_name: str = "async"
@@ -73,8 +78,10 @@ class Comparison:
     # is then known only from below.
     num_lower: tuple[Cell, ...] = ()
     den_lower: tuple[Cell, ...] = ()
-    # The p99 ratio was not computed because a compared cell is generator-bound.
+    # The p99 ratio was not computed because a compared cell is generator-bound,
+    # or because a side's p99 rests on too few samples (thin).
     p99_omitted: bool = False
+    p99_thin: bool = False
     # Why.NO_CELL: the sides without a usable cell, and whether their cells were all excluded.
     missing: tuple[str, ...] = ()
     all_excluded: bool = False
@@ -86,13 +93,6 @@ class Comparison:
     @property
     def decided(self) -> bool:
         return self.outcome in (WINS, LOSES, NO_DIFF)
-
-    @property
-    def repeats(self) -> int:
-        """Repeats of the side with fewer."""
-        if self.num is None or self.den is None:
-            return 0
-        return min(len(self.num.cell.repeats), len(self.den.cell.repeats))
 
     @property
     def at_least(self) -> bool:
@@ -108,14 +108,14 @@ class Comparison:
 
 
 def best(cells: Iterable[Cell]) -> Side | None:
-    """The cell with the highest median throughput."""
+    """The cell with the highest mean slice throughput."""
     found: Side | None = None
     for c in cells:
         m = c.summary.rps
         if m is None:
             continue
         # Ties broken by name so the choice never depends on file order.
-        if found is None or (m, c.setup, c.variant) > (found.median_rps, found.cell.setup, found.cell.variant):
+        if found is None or (m, c.setup, c.variant) > (found.rps, found.cell.setup, found.cell.variant):
             found = Side(c, m)
     return found
 
@@ -128,12 +128,18 @@ def compare(
     level: float,
     num_name: str = "async",
     den_name: str = "sync",
+    paired: bool = True,
+    confidence: float = CONFIDENCE,
 ) -> Comparison:
     """Compare the best usable numerator cell with the best usable denominator cell.
 
     All cells passed are at the same level; excluded ones (flags.is_excluded)
     are set aside and kept in `excluded`. Generator-bound cells take part as
-    lower bounds: see render.text.METHOD, point 5.
+    lower bounds: see render.text.METHOD. The best of k_num x k_den candidate
+    pairs is chosen by point estimate, so its interval is computed at
+    1 - alpha/m (m = k_num * k_den): the simultaneous coverage covers the
+    chosen pair too. `paired=False` for sides from different groups, whose
+    block numbers pair nothing: Welch's interval on log slice throughputs.
     """
     excluded = tuple((c, tuple(flags.reasons(c))) for c in (*num_cells, *den_cells) if flags.is_excluded(c))
     num_use = [c for c in num_cells if not flags.is_excluded(c)]
@@ -156,20 +162,25 @@ def compare(
         missing = tuple(name for name, side in ((num_name, num), (den_name, den)) if side is None)
         had = any(num_cells) if num is None else any(den_cells)
         return replace(base, why=Why.NO_CELL, missing=missing, all_excluded=had and bool(excluded))
-    r = stats.bootstrap_ratio_ci(num.cell.throughputs, den.cell.throughputs, confidence=CONFIDENCE)
+    m = sum(1 for c in num_use if c.summary.rps is not None) * sum(1 for c in den_use if c.summary.rps is not None)
+    base = replace(base, m=m, paired=paired)
     # A generator-bound cell's latency includes the generator's own queueing:
-    # its p99 says little about the server, so no p99 ratio is computed.
+    # its p99 says little about the server; a thin p99 says little at all.
     p99_omitted = flags.is_lower_bound(num.cell) or flags.is_lower_bound(den.cell)
-    p = None if p99_omitted else stats.bootstrap_ratio_ci(num.cell.p99s, den.cell.p99s, confidence=CONFIDENCE)
-    base = replace(base, p99_ratio=p[0] if p else None, p99_ci=(p[1], p[2]) if p else None, p99_omitted=p99_omitted)
-    if r is None:
+    p99_thin = num.cell.summary.p99_thin or den.cell.summary.p99_thin
+    p99n, p99d = num.cell.summary.p99_ms, den.cell.summary.p99_ms
+    if not (p99_omitted or p99_thin) and p99n is not None and p99d:
+        base = replace(base, p99_ratio=p99n / p99d)
+    base = replace(base, p99_omitted=p99_omitted, p99_thin=p99_thin)
+    if den.rps == 0:
         return replace(base, why=Why.ZERO_DEN)
-    if base.repeats < MIN_REPEATS:
-        return replace(base, ratio=r[0], why=Why.FEW_REPEATS)
-    measured = replace(base, ratio=r[0], ci=(r[1], r[2]))
-    if r[1] > 1.0:
+    r = _interval(num.cell, den.cell, paired=paired, m=m, confidence=confidence)
+    if r is None:
+        return replace(base, ratio=num.rps / den.rps, blocks=_blocks(num.cell, den.cell, paired), why=Why.FEW_BLOCKS)
+    measured = replace(base, ratio=r.point, ci=(r.lo, r.hi), precision=r.precision, blocks=r.n)
+    if r.lo > 1.0:
         outcome = WINS
-    elif r[2] < 1.0:
+    elif r.hi < 1.0:
         outcome = LOSES
     else:
         outcome = NO_DIFF
@@ -187,9 +198,23 @@ def compare(
     against = den_cells if outcome == WINS else num_cells if outcome == LOSES else ()
     chosen = den if outcome == WINS else num
     rival = best(c for c in against if flags.is_excluded(c))
-    if rival is not None and rival.median_rps > chosen.median_rps:
+    if rival is not None and rival.rps > chosen.rps:
         return replace(measured, why=Why.EXCLUDED_RIVAL, rival=rival, withheld=outcome)
     return replace(measured, outcome=outcome)
+
+
+def _interval(num: Cell, den: Cell, *, paired: bool, m: int, confidence: float) -> intervals.Interval | None:
+    if paired:
+        return intervals.paired_log_ratio(
+            intervals.block_throughputs(num), intervals.block_throughputs(den), confidence=confidence, m=m
+        )
+    return intervals.welch_log_ratio(num.throughputs, den.throughputs, confidence=confidence, m=m)
+
+
+def _blocks(num: Cell, den: Cell, paired: bool) -> int:
+    """What the interval would rest on: blocks in common (Welch: the smaller side's slices)."""
+    a, b = intervals.block_throughputs(num), intervals.block_throughputs(den)
+    return len(set(a) & set(b)) if paired else min(len(a), len(b))
 
 
 def sweep(
@@ -228,7 +253,7 @@ def crossover(levels: Sequence[Comparison], outcome: str = WINS) -> float | None
 
 
 def top_comparison(
-    cells: Sequence[Cell], num: Callable[[Cell], bool], den: Callable[[Cell], bool]
+    cells: Sequence[Cell], num: Callable[[Cell], bool], den: Callable[[Cell], bool], *, paired: bool = True
 ) -> Comparison | None:
     """The comparison at the highest decided users level, else at the highest level."""
     by_level: dict[int, list[Cell]] = {}
@@ -236,10 +261,10 @@ def top_comparison(
         by_level.setdefault(c.users, []).append(c)
     first: Comparison | None = None
     # From the top down, stopping at the first decided level: each comparison
-    # is a bootstrap, and notes only ever quote one level.
+    # costs an interval, and notes only ever quote one level.
     for lvl in sorted(by_level, reverse=True):
         cs = by_level[lvl]
-        comp = compare([c for c in cs if num(c)], [c for c in cs if den(c)], axis="users", level=lvl)
+        comp = compare([c for c in cs if num(c)], [c for c in cs if den(c)], axis="users", level=lvl, paired=paired)
         if comp.num is None or comp.den is None:
             continue
         if comp.decided:

@@ -31,8 +31,8 @@ from asyncbench.analysis.selection import (
     workload_order,
 )
 from asyncbench.model import flags
-from asyncbench.model.results import Cell, Run
-from asyncbench.model.summary import ParamsKey
+from asyncbench.model.results import Cell, GroupRecord, Run
+from asyncbench.model.summary import ParamsKey, params_key
 from bench_site.registry import WORKLOADS, Contrast
 
 OUTCOME_PAYS_OFF = "pays off"
@@ -83,6 +83,29 @@ class Verdict:
     lower_bound: tuple[Cell, ...] = ()  # used generator-bound cells
     contrasts: tuple[ContrastResult, ...] = ()
     controls: tuple[ControlResult, ...] = ()
+    # The comparison group of the headline level as it ran (version 2): its
+    # precision target and why it stopped.
+    group: GroupRecord | None = None
+
+    @property
+    def precision(self) -> float | None:
+        """The headline ratio's half-width as a fraction (0.041 = ±4.1%)."""
+        head = self.head
+        return head.precision if head else None
+
+    @property
+    def precision_missed(self) -> bool:
+        """The group stopped (budget, max_blocks, ...) before its ratios reached the target."""
+        g = self.group
+        if g is None or g.stop_reason == "precision":
+            return False
+        return g.precision_achieved is None or g.precision_achieved > g.precision_target
+
+    @property
+    def all_agree(self) -> bool:
+        """Every level measured has a decision, and the same one: "at every load level" may be said."""
+        outcomes = {c.outcome for c in self.levels}
+        return len(outcomes) == 1 and all(c.decided for c in self.levels)
 
     @property
     def decided(self) -> tuple[Comparison, ...]:
@@ -146,10 +169,22 @@ def workload_verdict(run: Run, workload: str) -> Verdict:
         lower_bound=tuple(c for c in ordered if flags.is_lower_bound(c)),
         contrasts=_contrasts(workload, cells),
         controls=_controls(run, workload),
+        group=_group(run, workload, head.level, pk) if head else None,
     )
 
 
-def _variant_in(names: tuple[str, ...]) -> Callable[[Cell], bool]:
+def _group(run: Run, workload: str, users: float, pk: ParamsKey) -> GroupRecord | None:
+    for g in run.groups:
+        if g.workload == workload and g.users == int(users) and params_key(g.params) == pk and not g.revision_pairs:
+            return g
+    # An A/B run's groups hold both revisions; the report describes head.
+    for g in run.groups:
+        if g.workload == workload and g.users == int(users) and params_key(g.params) == pk:
+            return g
+    return None
+
+
+def variant_in(names: tuple[str, ...]) -> Callable[[Cell], bool]:
     return lambda c: c.variant in names
 
 
@@ -163,12 +198,12 @@ def _contrasts(workload: str, cells: Sequence[Cell]) -> tuple[ContrastResult, ..
     for k in w.contrasts:
         if not (variants & set(k.num) and variants & set(k.den)):
             continue
-        comp = top_comparison(cells, _variant_in(k.num), _variant_in(k.den))
+        comp = top_comparison(cells, variant_in(k.num), variant_in(k.den))
         if comp is None:
             continue
         if k.kind == "alternative":
-            num_vs_sync = top_comparison(cells, _variant_in(k.num), is_sync)
-            den_vs_sync = top_comparison(cells, _variant_in(k.den), is_sync)
+            num_vs_sync = top_comparison(cells, variant_in(k.num), is_sync)
+            den_vs_sync = top_comparison(cells, variant_in(k.den), is_sync)
             out.append(ContrastResult(k, comp, num_vs_sync, den_vs_sync))
         else:
             out.append(ContrastResult(k, comp))
@@ -193,7 +228,8 @@ def _controls(run: Run, workload: str) -> tuple[ControlResult, ...]:
             continue
         by_kind: list[tuple[str, Comparison]] = []
         for kind in ("sync", "async"):
-            comp = top_comparison([*t_cells, *c_cells], _of(treated, kind), _of(control, kind))
+            # Different groups: their block numbers pair nothing (Welch).
+            comp = top_comparison([*t_cells, *c_cells], _of(treated, kind), _of(control, kind), paired=False)
             if comp is not None:
                 by_kind.append((kind, comp))
         if by_kind:

@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 from asyncbench.commands._common import INVALID, OK
-from asyncbench.execute.plan import plan
+from asyncbench.execute.groups import groups, planned_wall_s
 from asyncbench.execute.setups import SETUPS
 from asyncbench.model import scenario as sc
 
 
 def scenarios() -> int:
-    """List the scenario files with their number of measurements; exit 2 if one is bad."""
+    """List the scenario files with their groups, arms and planned wall time; exit 2 if one is bad."""
     status = OK
     for path in sorted(sc.SCENARIO_DIR.glob("*.toml")):
         try:
             s = sc.load(str(path))
-            n = len(plan(s, [""]))
-            print(f"{path.stem:10s} ok   {n:4d} measurements  {s.description}")
+            gs = groups(s, [""])
+            arms = sum(len(g.arms) for g in gs)
+            least, most = planned_wall_s(s, gs)
+            when = f"{least / 60:4.0f}–{most / 60:.0f} min"
+            print(f"{path.stem:10s} ok   {len(gs):3d} groups {arms:4d} arms  {when:>11s}  {s.description}")
         except sc.ScenarioError as exc:
             print(f"{path.stem:10s} BAD  {exc}")
             status = INVALID

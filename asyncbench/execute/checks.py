@@ -11,6 +11,7 @@ from asyncbench.execute.load import Measurement
 from asyncbench.execute.monitor import WindowUsage
 from asyncbench.execute.plan import Planned
 from asyncbench.execute.processes import LOOPBACK, http_get
+from asyncbench.execute.servers import Drain
 from asyncbench.model import flags
 from asyncbench.model.results import Flag, Latency, Repeat, Second
 from asyncbench.model.scenario import Scenario
@@ -65,45 +66,85 @@ def check_body(item: Planned, port: int, references: References) -> str | None:
     return None
 
 
-def repeat_flags(
-    m: Measurement, probe: WindowProbe, users: int, scenario: Scenario, ceiling_rps: float | None
+# What a view answers (bench_site.dispatch, bench_site.workloads.fanout) when a
+# service it needs is not there; the load driver keeps it in the failure kind
+# ("HTTP 503: database unreachable"), and the window is flagged `outage`.
+OUTAGE_CAUSES = ("database unreachable", "upstream unreachable")
+
+
+def generator_flags(
+    m: Measurement, probe: WindowProbe, limit: float, ceiling: tuple[float, float] | None
 ) -> list[Flag]:
-    """The flags of one measured window: generator-bound, failures, server crash, few requests."""
+    """generator-bound: locust, or the generator's CPUs, or the ceiling was the limit.
+
+    The generator's CPUs count whoever ran on them during the window: locust,
+    the upstream, the runner and its monitor threads, anything else. When they
+    are >= `limit` percent busy on average, locust competed for them, so the
+    figure is a lower bound however little CPU locust itself reported.
+    `ceiling` is (the generator's measured ceiling, the throughput from which a
+    window counts as at the ceiling), both in req/s, or None when unmeasured.
+    """
+    busy = probe.generator_cores_busy_percent
+    ncpus = len(probe.generator_cpus) or 1
+    locust_cpu = sum(m.driver_cpu_percents) if m.driver_cpu_percents else m.generator_cpu_percent
+    upstream = probe.upstream_cpu_percent
+    ours = None if upstream is None else locust_cpu + upstream
+    if m.generator_cpu_percent >= limit:
+        why = f"locust used {m.generator_cpu_percent:.0f}% of a core (limit {limit:.0f}%)"
+    elif busy is not None and busy >= limit:
+        parts = f"locust {locust_cpu:.0f}%" + ("" if upstream is None else f", the upstream {upstream:.0f}%")
+        why = (
+            f"the generator's {ncpus} CPU(s) were {busy:.0f}% busy (limit {limit:.0f}%; {parts} of one core, "
+            "the rest the runner, its monitors and other processes)"
+        )
+    elif ours is not None and ours >= limit * ncpus:
+        # unpinned (no CPU list): locust and the upstream together
+        why = (
+            f"locust ({locust_cpu:.0f}%) and the upstream ({upstream or 0:.0f}%) used {ours:.0f}% "
+            f"of the generator's {ncpus} CPU(s) (limit {limit:.0f}% each)"
+        )
+    elif ceiling is not None and m.throughput_rps >= ceiling[1]:
+        rps, at = m.throughput_rps, ceiling[0]
+        why = f"{rps:,.0f} req/s is {rps / at:.0%} of the generator's measured ceiling ({at:,.0f} req/s)"
+    else:
+        return []
+    return [Flag(flags.GENERATOR_BOUND, why)]
+
+
+def outage_causes(failures: dict[str, int]) -> dict[str, int]:
+    """Failed requests per outage cause named in their failure kind."""
+    found: dict[str, int] = {}
+    for kind, count in failures.items():
+        low = kind.lower()
+        for cause in OUTAGE_CAUSES:
+            if cause in low:
+                found[cause] = found.get(cause, 0) + count
+    return found
+
+
+def repeat_flags(
+    m: Measurement,
+    probe: WindowProbe,
+    users: int,
+    scenario: Scenario,
+    ceiling_rps: float | None,
+    *,
+    previous_drain: Drain | None = None,
+) -> list[Flag]:
+    """The flags of one measured window: generator-bound, outage, failures,
+    server crash, backlog, few requests.
+
+    `previous_drain`: how the drain after the previous window on the same
+    server ended; one that timed out means this window started on a backlog.
+    """
     load = scenario.load
     usage = probe.server
-    found: list[Flag] = []
-    rps = m.throughput_rps
-    busy = probe.generator_cores_busy_percent
-    locust_cpu = sum(m.driver_cpu_percents) if m.driver_cpu_percents else m.generator_cpu_percent
-    ours = None if probe.upstream_cpu_percent is None else locust_cpu + probe.upstream_cpu_percent
-    limit = load.generator_cpu_limit
-    if m.generator_cpu_percent >= limit:
-        found.append(
-            Flag(flags.GENERATOR_BOUND, f"locust used {m.generator_cpu_percent:.0f}% of a core (limit {limit:.0f}%)")
-        )
-    elif ours is not None and ours >= limit * max(1, len(probe.generator_cpus)):
-        # locust and the upstream share the generator's CPUs: together they
-        # can saturate them while locust alone looks fine. (CPU taken by some
-        # other process is recorded in generator_cores_busy_percent but is
-        # not our generator's limit, so it does not flag the cell.)
-        found.append(
-            Flag(
-                flags.GENERATOR_BOUND,
-                f"locust ({m.generator_cpu_percent:.0f}%) and the upstream "
-                f"({probe.upstream_cpu_percent or 0:.0f}%) used {ours:.0f}% of the generator's "
-                f"{len(probe.generator_cpus) or 1} CPU(s) (limit {limit:.0f}% each; "
-                f"the CPUs were {busy or 0:.0f}% busy in all)",
-            )
-        )
-    elif ceiling_rps and rps >= load.ceiling_fraction * ceiling_rps:
-        found.append(
-            Flag(
-                flags.GENERATOR_BOUND,
-                f"{rps:,.0f} req/s is {rps / ceiling_rps:.0%} of the generator's measured ceiling "
-                f"({ceiling_rps:,.0f} req/s)",
-            )
-        )
+    ceiling = (ceiling_rps, load.ceiling_fraction * ceiling_rps) if ceiling_rps else None
+    found = generator_flags(m, probe, load.generator_cpu_limit, ceiling)
     nfail = sum(m.failures.values())
+    causes = outage_causes(m.failures)
+    for cause, count in sorted(causes.items()):
+        found.append(Flag(flags.OUTAGE, f"{cause}: {count} of {nfail + m.requests} requests failed for that reason"))
     if nfail:
         kinds = ", ".join(f"{k} x{v}" for k, v in sorted(m.failures.items(), key=lambda kv: -kv[1])[:3])
         found.append(Flag(flags.FAILURES, f"{nfail} of {nfail + m.requests} requests failed: {kinds}"))
@@ -116,7 +157,16 @@ def repeat_flags(
                 else f"{usage.worker_changes} server processes appeared or vanished (crash or respawn)",
             )
         )
-    if m.requests < load.min_requests_per_user * users:
+    if previous_drain is not None and previous_drain.timed_out:
+        found.append(
+            Flag(
+                flags.BACKLOG,
+                f"the drain after the previous window on this server gave up after {previous_drain.seconds:.1f} s: "
+                "this window started while the server still worked off that backlog",
+            )
+        )
+    # An outage explains too few requests: it is named instead.
+    if not causes and m.requests < load.min_requests_per_user * users:
         found.append(
             Flag(
                 flags.FEW_REQUESTS,

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from asyncbench.execute.histogram import Histogram
 from asyncbench.execute.processes import ManagedProcess, ProcessError, cpu_pinning_prefix, tail
+from asyncbench.model.histogram import Histogram
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -19,7 +19,7 @@ What it measures, per command:
   users completed at least `min_requests_per_user` requests on average; a
   slow cell that has not reached that count by `max_s` runs on to
   `slow_max_s`;
-- response times at microsecond resolution (asyncbench.execute.histogram) from
+- response times at microsecond resolution (asyncbench.model.histogram) from
   locust's request event, per window and per second; locust's own rounded
   statistics beside them as a cross-check;
 - its own CPU (process time) per tick, to flag a generator-bound cell.
@@ -40,7 +40,8 @@ import gevent
 from locust.env import Environment
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from asyncbench.execute.histogram import Histogram
+from asyncbench.model.histogram import Histogram
+from locustfiles.causes import failure_kind
 from locustfiles.endpoint import EndpointUser
 
 TICK_S = 0.5
@@ -90,11 +91,9 @@ class Recorder:
 
 
 def _failure_kind(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    # "HTTP 502 ..." style messages from FastHttpSession keep the status only.
-    if text.startswith("HTTP ") or "status" in text.lower():
-        return f"{type(exc).__name__}: {text[:60]}"
-    return f"{type(exc).__name__}" + (f": {text[:60]}" if text else "")
+    # The cause a view named ("HTTP 503: database unreachable") is kept, see
+    # locustfiles/causes.py.
+    return failure_kind(exc)
 
 
 def measure(cmd: dict[str, Any], recorder: Recorder, emit: Any = None) -> dict[str, Any]:

@@ -117,31 +117,39 @@ class TreeMonitor:
         self._thread.join(timeout=2)
 
 
+def cpu_busy_idle(cpus: tuple[int, ...]) -> list[tuple[float, float]]:
+    """(busy, idle) cumulative seconds of each CPU, every process on it counted.
+
+    Busy is everything but idle and iowait, including steal (the CPU was not
+    ours to use). Linux counts guest time inside user and guest_nice inside
+    nice, so those two are not added again.
+    """
+    per = psutil.cpu_times(percpu=True)
+    out = []
+    for c in cpus:
+        t = per[c]
+        idle = t.idle + getattr(t, "iowait", 0.0)
+        double = getattr(t, "guest", 0.0) + getattr(t, "guest_nice", 0.0)
+        out.append((sum(t) - idle - double, idle))
+    return out
+
+
 class CoreMonitor:
-    """How busy a set of CPUs is over a window (all processes on them)."""
+    """How busy a set of CPUs is over a window: every process on them counts
+    (locust, the upstream, the runner, its monitor threads, anything else)."""
 
     def __init__(self, cpus: tuple[int, ...]) -> None:
         self.cpus = cpus
         self._start: list[tuple[float, float]] = []
 
-    @staticmethod
-    def _busy_idle(cpus: tuple[int, ...]) -> list[tuple[float, float]]:
-        per = psutil.cpu_times(percpu=True)
-        out = []
-        for c in cpus:
-            t = per[c]
-            idle = t.idle + getattr(t, "iowait", 0.0)
-            out.append((sum(t) - idle, idle))
-        return out
-
     def begin(self) -> None:
-        self._start = self._busy_idle(self.cpus) if self.cpus else []
+        self._start = cpu_busy_idle(self.cpus) if self.cpus else []
 
     def end(self) -> float | None:
         """Percent busy, averaged over the CPUs (None when nothing is pinned)."""
         if not self.cpus or not self._start:
             return None
-        now = self._busy_idle(self.cpus)
+        now = cpu_busy_idle(self.cpus)
         busy = sum(n[0] - s[0] for n, s in zip(now, self._start, strict=True))
         idle = sum(n[1] - s[1] for n, s in zip(now, self._start, strict=True))
         total = busy + idle

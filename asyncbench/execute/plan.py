@@ -1,9 +1,8 @@
-"""What a run measures and where: the ordered measurements and the CPU split."""
+"""What a run measures and where: the arm (a setup x workload x variant x users cell) and the CPU split."""
 
 from __future__ import annotations
 
 import os
-import random
 from dataclasses import dataclass
 from urllib.parse import urlencode
 
@@ -12,11 +11,21 @@ from bench_site.registry import endpoint
 
 
 def cpu_plan(scenario: Scenario) -> tuple[tuple[int, ...], tuple[int, ...]]:
-    """(server CPUs, generator CPUs). Generator CPUs also host the upstream."""
+    """(server CPUs, generator CPUs). Generator CPUs also host the upstream.
+
+    A scenario that pins one side only pins the other to the CPUs left: a
+    pinned server beside an unpinned generator would share its CPUs with
+    locust and the upstream, and the generator's CPUs could not be watched.
+    When one side takes every CPU, the other stays unpinned (nothing is left).
+    """
     available = sorted(os.sched_getaffinity(0))
-    server, generator = scenario.cpu.server, scenario.cpu.generator
+    server, generator = tuple(scenario.cpu.server), tuple(scenario.cpu.generator)
+    if server and not generator:
+        return server, tuple(c for c in available if c not in server)
+    if generator and not server:
+        return tuple(c for c in available if c not in generator), generator
     if server or generator:
-        return tuple(server), tuple(generator)
+        return server, generator
     if len(available) < 2:
         return (), ()
     half = len(available) // 2
@@ -47,25 +56,3 @@ class Planned:
         p = "".join(f" {k}={v}" for k, v in self.params)
         r = f" [{self.revision}]" if self.revision else ""
         return f"{self.setup} {self.workload}/{self.variant} u={self.users}{p}{r} #{self.repeat + 1}"
-
-
-def plan(scenario: Scenario, revisions: list[str]) -> list[Planned]:
-    """Every measurement, in the order it will run.
-
-    All setups' servers are up for the whole run, so within each (workload,
-    users, parameters) group every arm (setup x variant x revision) is
-    measured once per round, in an order shuffled with a fixed seed per round:
-    slow drift over the minutes a group takes hits every arm alike, including
-    the setups the verdict compares, and no arm always goes first.
-    """
-    out: list[Planned] = []
-    for wl in scenario.workloads:
-        for users in scenario.users_for(wl):
-            for params in wl.param_sets():
-                key = tuple(sorted(params.items()))
-                arms = [(s.name, v, rev) for s in scenario.setups for v in wl.variants for rev in revisions]
-                for r in range(scenario.load.repeats):
-                    order = list(arms)
-                    random.Random(f"{scenario.name}/{wl.name}/{users}/{key}/{r}").shuffle(order)
-                    out.extend(Planned(setup, wl.name, v, users, key, rev, r) for setup, v, rev in order)
-    return out

@@ -5,21 +5,25 @@ Order of work, per run:
 2. start the upstream (on the generator's CPUs) and the load drivers;
 3. measure the load generator's own ceiling against a trivial endpoint served
    from the server's CPUs, so cells near it can be flagged;
-4. per setup: start the server (kept up for all of its cells), then for every
-   (users, workload, parameters) group, validate each variant's body once and
-   measure the variants interleaved, repeat by repeat, rotating the order so
-   drift favours none (A B C, B C A, C A B, ...);
-5. after every measurement: drain the server's backlog, write results.json
-   atomically (so an interrupted run keeps every finished measurement).
+4. start every setup's server (kept up for the whole run);
+5. per comparison group (workload x users x parameters): check each arm's
+   body once, then run blocks (every arm once, for one short slice, in a fresh
+   random order) until every ratio the group's verdict and notes use is as
+   precise as the scenario asks, or the group's share of the budget is spent;
+6. after every slice: drain the server's backlog; after every block: write
+   results.json atomically (an interrupted run keeps what it measured).
 
-The phases live beside this module: plan (what and where), database, servers,
-upstream (and the generator's ceiling), checks (bodies, flags, repeats).
+The phases live beside this module: groups (blocks, order, budgets), plan
+(the arm), database, servers, upstream (and the generator's ceiling), checks
+(bodies, flags, slices).
 """
 
 from __future__ import annotations
 
+import math
 import os
 import time
+from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -37,16 +41,18 @@ from asyncbench.execute.checks import (
     repeat_flags,
 )
 from asyncbench.execute.database import database_info, django_env, prepare_database
+from asyncbench.execute.groups import Group, block_s, budget_for, groups, planned_wall_s
 from asyncbench.execute.load import LoadGenerator
 from asyncbench.execute.monitor import CoreMonitor, TreeMonitor, WindowUsage
-from asyncbench.execute.plan import Planned, cpu_plan, plan
+from asyncbench.execute.plan import Planned, cpu_plan
 from asyncbench.execute.processes import LOOPBACK, PortInUseError, ProcessError, check_port_free
-from asyncbench.execute.servers import Server, drain, start_server, stop_server
+from asyncbench.execute.servers import Drain, Server, drain_server, start_server, stop_server
 from asyncbench.execute.setups import SetupConfig
 from asyncbench.execute.upstream import measure_ceiling, upstream
 from asyncbench.model import results
+from asyncbench.model.histogram import Histogram
 from asyncbench.model.machine import Ceiling, Environment
-from asyncbench.model.results import Cell, Run
+from asyncbench.model.results import Cell, GroupRecord, Run
 from asyncbench.model.scenario import Scenario
 from asyncbench.render.progress import Progress
 from bench_site.registry import VARIANTS
@@ -106,9 +112,17 @@ def run_scenario(
     log_dir = run_dir / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
     server_cpus, gen_cpus = cpu_plan(scenario)
-    todo = plan(scenario, list(revisions))
-    progress = progress or Progress(len(todo))
-    progress.total = len(todo)
+    gs = groups(scenario, list(revisions))
+    todo = [arm for g in gs for arm in g.arms]
+    least_slices = len(todo) * scenario.load.min_blocks
+    progress = progress or Progress(least_slices)
+    progress.total = least_slices
+    least_s, most_s = planned_wall_s(scenario, gs)
+    progress.note(
+        f"plan: {len(gs)} groups, {len(todo)} arms, at least {scenario.load.min_blocks} blocks each; "
+        f"about {least_s / 60:.0f}–{most_s / 60:.0f} min (precision ±{scenario.load.precision:.0%}"
+        + (f", budget {scenario.load.budget_s / 60:.1f} min)" if scenario.load.budget_s else ")")
+    )
 
     base_env = dict(os.environ)
     base_env.update(scenario.server_env)
@@ -198,18 +212,25 @@ def run_scenario(
                     progress.note(f"starting {config.name}{' (' + rev + ')' if rev else ''} ...")
                     ctx.start(config, rev)
             save()
-            for item in todo:
-                _measure_one(item, ctx, gen, ceiling.limit_rps)
+            t_measure = time.monotonic()
+            for i, group in enumerate(gs):
+                remaining = scenario.load.budget_s - (time.monotonic() - t_measure)
+                weights = [block_s(scenario.load, g, scenario.upstream.delay_ms) for g in gs[i:]]
+                budget = budget_for(remaining, weights) if scenario.load.budget_s > 0 else 0.0
+                record = _run_group(group, ctx, gen=gen, ceiling=ceiling.limit_rps, budget_s=budget, save=save)
+                run = replace(run, groups=(*run.groups, record))
                 save()
     except KeyboardInterrupt:
         interrupted = True
+        if ctx.group is not None:
+            run = replace(run, groups=(*run.groups, ctx.group.record("interrupted")))
     finally:
         os.sched_setaffinity(0, own_affinity)
         run = replace(
             run,
             cells=tuple(ctx.cells.values()),
             finished_at=time.time(),
-            complete=not interrupted and all(item.cell_id in ctx.cells for item in todo),
+            complete=not interrupted and all(arm.cell_id in ctx.cells for arm in todo),
             interrupted=interrupted,
         )
         results.save_run(run, run_dir)
@@ -234,7 +255,7 @@ def _new_run(
     resolved["cpu_plan"] = {"server": list(cpus[0]), "generator_and_upstream": list(cpus[1])}
     resolved["revisions"] = {k: str(v) for k, v in revisions.items()}
     resolved["arm_env"] = arm_env
-    # every planned cell, so a report can show what is missing from an interrupted run
+    # every planned cell (arm), so a report can show what is missing from an interrupted run
     resolved["cells"] = [
         {
             "setup": t.setup,
@@ -245,7 +266,6 @@ def _new_run(
             "revision": t.revision,
         }
         for t in todo
-        if t.repeat == 0
     ]
     return Run(
         schema_version=results.SCHEMA_VERSION,
@@ -271,6 +291,87 @@ def _new_run(
 
 
 @dataclass
+class _GroupState:
+    """A group in progress: enough to record it however the run ends."""
+
+    group: Group
+    budget_s: float
+    precision_target: float
+    t0: float = field(default_factory=time.monotonic)
+    blocks: int = 0
+    precision: float | None = None
+
+    def record(self, stop_reason: str) -> GroupRecord:
+        return GroupRecord(
+            workload=self.group.workload,
+            users=self.group.users,
+            params=dict(self.group.params),
+            revision_pairs=any(a.revision for a in self.group.arms),
+            blocks=self.blocks,
+            elapsed_s=round(time.monotonic() - self.t0, 2),
+            budget_s=round(self.budget_s, 2),
+            precision_target=self.precision_target,
+            # inf (a ratio with no interval yet) is recorded as "not reached at all"
+            precision_achieved=round(self.precision, 5) if self.precision not in (None, math.inf) else None,
+            stop_reason=stop_reason,
+        )
+
+
+def _run_group(
+    group: Group,
+    ctx: _RunContext,
+    *,
+    gen: LoadGenerator,
+    ceiling: float | None,
+    budget_s: float,
+    save: Callable[[], None],
+) -> GroupRecord:
+    """Blocks of slices until the group's ratios are precise enough, or its
+    budget or `max_blocks` is spent. Never stops because a result looks
+    significant: only precision, time and the block cap end a group."""
+    from asyncbench.analysis.precision import group_ratios, widest_precision
+
+    load = ctx.scenario.load
+    state = ctx.group = _GroupState(group, budget_s, load.precision)
+    stop = "max_blocks"
+    while state.blocks < load.max_blocks:
+        for arm in group.order(ctx.scenario.name, state.blocks):
+            _measure_one(arm, ctx, gen, ceiling)
+        state.blocks += 1
+        save()
+        cells = [ctx.cells[a.cell_id] for a in group.arms if a.cell_id in ctx.cells]
+        if all(c.status == "error" for c in cells):
+            stop = "error"
+            break
+        state.precision = widest_precision(group_ratios(cells))
+        if state.blocks < load.min_blocks:
+            continue
+        ctx.progress.note(
+            f"  {group.label}: block {state.blocks}, "
+            + (f"precision ±{state.precision:.1%}" if state.precision is not None else "no ratio yet")
+        )
+        if state.precision is not None and state.precision <= load.precision:
+            stop = "precision"
+            break
+        if state.precision is None and not _has_pairs(group):
+            stop = "precision"  # nothing to compare: its minimum blocks are all it needs
+            break
+        elapsed = time.monotonic() - state.t0
+        if budget_s > 0 and elapsed + elapsed / state.blocks > budget_s:
+            stop = "budget"
+            break
+        # one more block for every arm still to come in this group
+        ctx.progress.total += len(group.arms)
+    ctx.group = None
+    return state.record(stop)
+
+
+def _has_pairs(group: Group) -> bool:
+    kinds = {VARIANTS[a.variant].kind for a in group.arms}
+    return len(kinds) > 1
+
+
+@dataclass
 class _RunContext:
     """The state of a run in progress: servers, cells measured so far, references."""
 
@@ -288,6 +389,8 @@ class _RunContext:
     start_errors: dict[tuple[str, str], str] = field(default_factory=dict)
     cells: dict[tuple[Any, ...], Cell] = field(default_factory=dict)
     references: References = field(default_factory=dict)
+    group: _GroupState | None = None  # the group being measured
+    last_drain: dict[tuple[str, str], Drain] = field(default_factory=dict)  # per (setup, revision)
 
     def start(self, config: SetupConfig, rev: str) -> Server | None:
         root = self.revisions[rev]
@@ -379,15 +482,17 @@ def _measure_one(item: Planned, ctx: _RunContext, gen: LoadGenerator, ceiling: f
         window["cores"] = ctx.cores.end()
 
     try:
+        # A slice: settle, then a window of window_s, run on (at most to
+        # max_window_s) until users completed min_requests_per_user requests.
         m = gen.measure(
             host=server.base_url,
             path=item.path,
             users=item.users,
-            warmup_s=load.warmup_s,
-            min_s=load.min_s,
-            max_s=load.max_s,
-            slow_max_s=load.slow_max_s,
-            target_rse=load.target_rse,
+            warmup_s=load.settle_s,
+            min_s=load.window_s,
+            max_s=load.window_s,
+            slow_max_s=load.max_window_s,
+            target_rse=0.0,
             min_requests_per_user=load.min_requests_per_user,
             on_window_start=on_start,
             on_window_end=on_end,
@@ -404,13 +509,22 @@ def _measure_one(item: Planned, ctx: _RunContext, gen: LoadGenerator, ceiling: f
         generator_cores_busy_percent=window.get("cores"),
         generator_cpus=ctx.cores.cpus,
     )
-    found = repeat_flags(m, probe, item.users, scenario, ceiling)
-    drained = drain(server, load.drain_timeout_s)
-    rep = replace(make_repeat(item.repeat, m, probe, found), drain_s=round(drained, 3))
+    # A drain that timed out flags the next slice on the same server, whichever arm it is.
+    key = (item.setup, item.revision)
+    found = repeat_flags(m, probe, item.users, scenario, ceiling, previous_drain=ctx.last_drain.get(key))
+    done = drain_server(server, load.drain_timeout_s)
+    ctx.last_drain[key] = done
+    rep = replace(make_repeat(len(cell.repeats), m, probe, found), drain_s=round(done.seconds, 3), block=item.repeat)
     repeats = (*cell.repeats, rep)
-    ctx.cells[item.cell_id] = replace(cell, repeats=repeats, flags=tuple(cell_flags(repeats, scenario)))
+    merged = Histogram.from_dict(cell.histogram) if cell.histogram else Histogram()
+    merged.merge(m.histogram)
+    ctx.cells[item.cell_id] = replace(
+        cell, repeats=repeats, flags=tuple(cell_flags(repeats, scenario)), histogram=merged.to_dict()
+    )
     fl = f"  [{', '.join(sorted({f.code for f in found}))}]" if found else ""
-    slow_drain = f" (drained {drained:.1f} s)" if drained > 1 else ""
+    slow_drain = f" (drained {done.seconds:.1f} s)" if done.seconds > 1 else ""
+    if done.timed_out:
+        slow_drain = f" (drain timed out after {done.seconds:.1f} s: the next slice here is flagged)"
     progress.finish(
         item.label,
         f"{rep.throughput_rps:,.1f} req/s, p50 {rep.latency.p50_ms:.2f} ms, "

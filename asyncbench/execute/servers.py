@@ -108,7 +108,15 @@ def stop_server(server: Server) -> None:
     server.proc.stop()
 
 
-def drain(server: Server, timeout: float) -> float:
+@dataclass(frozen=True)
+class Drain:
+    """How a drain ended: the seconds it took and whether it gave up."""
+
+    seconds: float
+    timed_out: bool
+
+
+def drain_server(server: Server, timeout: float) -> Drain:
     """Wait until the server has worked off what the last measurement queued.
 
     Measured on this machine, a saturated sync worker needed up to 10 s to
@@ -116,7 +124,9 @@ def drain(server: Server, timeout: float) -> float:
     Two signals, both required: /health answers promptly (a WSGI worker
     queues it behind the backlog) and the server's process tree is idle (an
     ASGI server answers /health on its event loop while sync views still run
-    in its threads). Returns the seconds spent.
+    in its threads). `timed_out` is true when `timeout` passed first: the
+    next measurement on this server then starts on a backlog, and
+    `checks.repeat_flags(previous_drain=...)` flags it.
     """
     t0 = time.monotonic()
     while time.monotonic() - t0 < timeout:
@@ -126,6 +136,6 @@ def drain(server: Server, timeout: float) -> float:
         except OSError:
             status = 0
         if status == 200 and time.monotonic() - t < 0.05 and server.monitor.busy_fraction(0.1) < 0.1:
-            break
+            return Drain(time.monotonic() - t0, timed_out=False)
         time.sleep(0.05)
-    return time.monotonic() - t0
+    return Drain(time.monotonic() - t0, timed_out=True)

@@ -208,19 +208,44 @@ def _tests(
     return tests, problems, warnings
 
 
+def _ordered(t: _Test) -> tuple[Sequence[float], Sequence[float]]:
+    """(the side a regression makes larger, the other side)."""
+    return (t.bv, t.cv) if t.metric.higher_is_better else (t.cv, t.bv)
+
+
+def smallest_reachable_p(worse_first: Sequence[float], better_first: Sequence[float]) -> float:
+    """The smallest p the gate's rank test could give these values, in any arrangement.
+
+    The test is exact and conditional on the tie pattern
+    (`stats.mann_whitney_greater_exact`), so the floor is that test's p for
+    the most extreme arrangement of the pooled values: the largest
+    len(worse_first) of them on the worse side. Without ties this is
+    1/C(n+m, n); ties raise it. All values equal is the exception: nothing to
+    rank, and no change at all at the metric's resolution, so only the
+    number of repeats limits the test (1/C(n+m, n)).
+    """
+    pooled = sorted([*worse_first, *better_first])
+    if len(set(pooled)) <= 1:
+        return stats.min_p_value(len(worse_first), len(better_first))
+    cut = len(pooled) - len(worse_first)
+    return stats.mann_whitney_greater_exact(pooled[cut:], pooled[:cut])[1]
+
+
 def _refuse_blind_tests(tests: Sequence[_Test], alpha: float) -> None:
-    # A rank test with n and m repeats cannot produce p below 1/C(n+m, n). If
-    # that is above Holm's first step alpha/K, the cell can never be called a
-    # regression: passing it would be a blind gate, so it is invalid instead.
+    # A rank test cannot produce p below its floor (1/C(n+m, n) without ties,
+    # higher with them). If that is above Holm's first step alpha/K, the cell
+    # can never be called a regression: passing it would be a blind gate, so
+    # it is invalid instead.
     valid = [t for t in tests if not t.problems]
     if not valid:
         return
     level = alpha / len(valid)
     for t in valid:
-        floor = stats.min_p_value(len(t.bv), len(t.cv))
+        floor = smallest_reachable_p(*_ordered(t))
         if floor > level:
+            tied = "" if floor <= stats.min_p_value(len(t.bv), len(t.cv)) * (1 + 1e-9) else " and their ties"
             t.problems.append(
-                f"{t.key} {t.metric.name}: with {len(t.bv)} and {len(t.cv)} repeats the "
+                f"{t.key} {t.metric.name}: with {len(t.bv)} and {len(t.cv)} repeats{tied} the "
                 f"smallest reachable p is {floor:.2g}, above the corrected level "
                 f"{alpha:g}/{len(valid)} = {level:.2g}; add repeats or compare fewer cells"
             )
@@ -233,7 +258,7 @@ def _run_tests(tests: Sequence[_Test], cfg: GateConfig) -> None:
         if cfg.bootstrap > 0:
             ci = stats.bootstrap_ratio_ci(t.cv, t.bv, resamples=cfg.bootstrap, seed=_seed(t.key, t.metric.name))
             t.ci = (ci[1], ci[2]) if ci else None
-        worse_first, better_first = (t.bv, t.cv) if t.metric.higher_is_better else (t.cv, t.bv)
+        worse_first, better_first = _ordered(t)
         t.p_worse = stats.mann_whitney_greater_exact(worse_first, better_first)[1]
         t.p_better = stats.mann_whitney_greater_exact(better_first, worse_first)[1]
     adj_worse = stats.holm_adjusted([t.p_worse for t in valid if t.p_worse is not None])

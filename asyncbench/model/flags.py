@@ -22,6 +22,8 @@ SERVER_CRASH = "server-crash"  # server died or respawned a worker during the ce
 UNSTABLE = "unstable"  # coefficient of variation across repeats >= threshold
 FEW_REQUESTS = "few-requests"  # too few requests per user for percentiles to mean much
 ERROR = "error"  # the cell could not be measured (bad body, server did not start, ...)
+OUTAGE = "outage"  # a service the view needs (database, upstream) was unreachable during the window
+BACKLOG = "backlog"  # the server had not worked off the previous window's queue (its drain timed out)
 
 
 class InVerdicts(StrEnum):
@@ -61,6 +63,13 @@ POLICY: dict[str, FlagPolicy] = {
         FlagPolicy(UNSTABLE, "wide spread across repeats", InVerdicts.USE, InGate.WARN),
         FlagPolicy(FEW_REQUESTS, "too few requests per user", InVerdicts.EXCLUDE, InGate.WARN),
         FlagPolicy(ERROR, "the cell could not be measured", InVerdicts.EXCLUDE, InGate.BLOCK),
+        FlagPolicy(OUTAGE, "a service the view needs was unreachable", InVerdicts.EXCLUDE, InGate.BLOCK),
+        FlagPolicy(
+            BACKLOG,
+            "the server was still working off the previous window's queue",
+            InVerdicts.EXCLUDE,
+            InGate.BLOCK,
+        ),
     )
 }
 CODES = tuple(POLICY)

@@ -10,6 +10,13 @@ Schema changelog (bump SCHEMA_VERSION on any incompatible change):
       Fields added later with defaults (readers of 1 accept files without
       them): Repeat.generator_cores_busy_percent, upstream_cpu_percent,
       stop_reason, drain_s.
+  2 - slices in randomized blocks: each Repeat is one short slice of an arm
+      and carries its `block` (the block it ran in: every arm of a group runs
+      once per block, in a fresh random order); Cell.histogram is the merged
+      microsecond histogram of its slices (percentiles with their sample
+      count); Run.groups records each comparison group's blocks, time, budget
+      and why it stopped. Version-1 files are read as such: a repeat is a
+      block (repeats ran in interleaved rounds), with no merged histogram.
 """
 
 from __future__ import annotations
@@ -27,7 +34,8 @@ from asyncbench.model.machine import Ceiling, Environment, flat
 if TYPE_CHECKING:
     from asyncbench.model.summary import CellSummary
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 
 
 @dataclass(frozen=True)
@@ -41,7 +49,7 @@ class Latency:
     """Percentiles in milliseconds from the harness's own histogram.
 
     Recorded at microsecond resolution with a bounded relative error (see
-    asyncbench.execute.histogram), unlike locust's rounded figures.
+    asyncbench.model.histogram), unlike locust's rounded figures.
     """
 
     count: int
@@ -91,6 +99,8 @@ class Repeat:
     upstream_cpu_percent: float | None = None  # percent of one core
     stop_reason: str = ""  # "stable" (adaptive window converged) or "max_s"
     drain_s: float | None = None  # time the server needed afterwards to work off its backlog
+    # The block this slice ran in (version 2); a version-1 repeat's index.
+    block: int | None = None
 
     @property
     def cpu_s_per_1k_requests(self) -> float | None:
@@ -121,6 +131,9 @@ class Cell:
     # In an A/B-in-one-job run, which source tree served the cell ("base" or
     # "head"); empty in an ordinary run.
     revision: str = ""
+    # The merged latency histogram of every slice (asyncbench.model.histogram
+    # to_dict form); None in version-1 results.
+    histogram: dict[str, Any] | None = None
 
     @property
     def key(self) -> str:
@@ -181,6 +194,22 @@ class SetupInfo:
 
 
 @dataclass(frozen=True)
+class GroupRecord:
+    """One comparison group as it ran: its arms' blocks, time and why it stopped."""
+
+    workload: str
+    users: int
+    params: dict[str, int]
+    revision_pairs: bool  # an A/B group: base and head arms side by side
+    blocks: int
+    elapsed_s: float
+    budget_s: float
+    precision_target: float  # the scenario's half-width goal for the group's ratios
+    precision_achieved: float | None  # the widest half-width among them when it stopped
+    stop_reason: str  # "precision", "budget", "max_blocks", "interrupted", "error"
+
+
+@dataclass(frozen=True)
 class Run:
     schema_version: int
     run_id: str
@@ -196,6 +225,7 @@ class Run:
     setups: dict[str, SetupInfo]
     cells: tuple[Cell, ...]
     notes: tuple[str, ...] = ()
+    groups: tuple[GroupRecord, ...] = ()
 
 
 # ---------------------------------------------------------------- (de)serialisation
@@ -217,6 +247,8 @@ def _repeat(d: dict[str, Any]) -> Repeat:
     d["latency"] = Latency(**d["latency"])
     d["series"] = tuple(Second(**s) for s in d.get("series", ()))
     d["flags"] = _flags(d.get("flags"))
+    if d.get("block") is None:  # version 1: repeat r of every arm ran in round r
+        d["block"] = d.get("index")
     return Repeat(**_known(Repeat, d))
 
 
@@ -238,10 +270,10 @@ class ResultsError(Exception):
 
 def from_dict(d: dict[str, Any]) -> Run:
     version = d.get("schema_version")
-    if version != SCHEMA_VERSION:
+    if version not in READABLE_VERSIONS:
         raise ResultsError(
             f"results schema_version {version!r} is not supported (this version reads "
-            f"{SCHEMA_VERSION}); regenerate the run with this version of the harness"
+            f"{', '.join(map(str, READABLE_VERSIONS))}); regenerate the run with this version of the harness"
         )
     d = dict(d)
     d["setups"] = {
@@ -249,6 +281,7 @@ def from_dict(d: dict[str, Any]) -> Run:
         for k, v in d.get("setups", {}).items()
     }
     d["cells"] = tuple(_cell(c) for c in d.get("cells", ()))
+    d["groups"] = tuple(GroupRecord(**_known(GroupRecord, g)) for g in d.get("groups", ()))
     d["command"] = tuple(d.get("command", ()))
     d["notes"] = tuple(d.get("notes", ()))
     d["environment"] = Environment.from_dict(d.get("environment"))

@@ -11,7 +11,7 @@ import copy
 import itertools
 import os
 import tomllib
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -40,20 +40,32 @@ SCENARIO_DIR = ROOT / "scenarios"
 
 @dataclass(frozen=True)
 class LoadConfig:
+    """How a group of arms is measured: slices in randomized blocks.
+
+    A slice: `settle_s` (connections re-filled, the previous arm's queue gone;
+    excluded), then a window of `window_s`, run on while users completed fewer
+    than `min_requests_per_user` requests on average, at most `max_window_s`.
+    A block runs every arm of a group once in a fresh random order. A group
+    runs at least `min_blocks` blocks, then stops once every ratio its verdict
+    and notes use has a 95% interval half-width <= `precision`, or when its
+    share of `budget_s` is spent, or at `max_blocks`.
+    """
+
     users: tuple[int, ...]
-    repeats: int = 3
-    warmup_s: float = 1.0
-    min_s: float = 2.0
-    max_s: float = 6.0
-    slow_max_s: float = 0.0  # 0 = same as max_s
-    target_rse: float = 0.02
-    min_requests_per_user: int = 5
+    settle_s: float = 0.25
+    window_s: float = 1.0
+    max_window_s: float = 4.0
+    min_requests_per_user: int = 3
+    precision: float = 0.05
+    min_blocks: int = 5
+    max_blocks: int = 60
+    budget_s: float = 0.0  # the run's measuring time, shared by its groups; 0 = no limit
     processes: int = 1
     drain_timeout_s: float = 15.0
     # Flag thresholds
     generator_cpu_limit: float = 90.0  # percent of one core
     ceiling_fraction: float = 0.8  # of the measured generator ceiling
-    unstable_cv: float = 0.10
+    unstable_cv: float = 0.25  # across slices: a short window's spread is larger than a long one's
 
 
 @dataclass(frozen=True)
@@ -63,10 +75,15 @@ class WorkloadConfig:
     params: dict[str, int] = field(default_factory=dict)
     sweep: dict[str, tuple[int, ...]] = field(default_factory=dict)
     users: tuple[int, ...] | None = None
+    # The load levels the sweep runs at; None = at every level. The fixed
+    # params alone run at every level, so a concurrency axis and a sweep at
+    # one level can share a scenario without the sweep's cost at every level.
+    sweep_users: tuple[int, ...] | None = None
 
-    def param_sets(self) -> list[dict[str, int]]:
-        """Fixed params combined with every point of the sweep."""
-        if not self.sweep:
+    def param_sets(self, users: int | None = None) -> list[dict[str, int]]:
+        """Fixed params combined with every point of the sweep (at `users`, when
+        the sweep is limited to some levels, else the fixed params alone)."""
+        if not self.sweep or (users is not None and self.sweep_users is not None and users not in self.sweep_users):
             return [dict(self.params)]
         keys = sorted(self.sweep)
         out = []
@@ -122,7 +139,10 @@ class Scenario:
         return d
 
     def users_for(self, workload: WorkloadConfig) -> tuple[int, ...]:
-        return workload.users or self.load.users
+        """Every load level of a workload: its own (or the scenario's), plus its sweep's."""
+        levels = workload.users or self.load.users
+        extra = tuple(u for u in workload.sweep_users or () if u not in levels)
+        return tuple(sorted((*levels, *extra)))
 
 
 # ------------------------------------------------------------------ validation
@@ -171,19 +191,22 @@ def _load_config(section: dict[str, Any]) -> LoadConfig:
         raise ScenarioError("load: missing required key 'users' (a list of user counts)")
     users = int_list("load.users", load_d.pop("users"), 1, 10_000)
     load = LoadConfig(users=users, **load_d)
-    if load.repeats < 1:
-        raise ScenarioError(f"load.repeats: must be >= 1, got {load.repeats}")
     if load.processes < 1:
         raise ScenarioError(f"load.processes: must be >= 1, got {load.processes}")
-    for k in ("min_s", "max_s", "target_rse", "drain_timeout_s", "ceiling_fraction", "unstable_cv"):
+    if load.min_blocks < 3:
+        raise ScenarioError(f"load.min_blocks: must be >= 3 (an interval needs 3 blocks), got {load.min_blocks}")
+    if load.max_blocks < load.min_blocks:
+        raise ScenarioError(f"load.max_blocks ({load.max_blocks}) must be >= load.min_blocks ({load.min_blocks})")
+    if load.min_requests_per_user < 1:
+        raise ScenarioError(f"load.min_requests_per_user: must be >= 1, got {load.min_requests_per_user}")
+    for k in ("window_s", "precision", "drain_timeout_s", "ceiling_fraction", "unstable_cv"):
         positive(f"load.{k}", getattr(load, k))
-    positive("load.warmup_s", load.warmup_s, allow_zero=True)
-    if load.max_s < load.min_s:
-        raise ScenarioError(f"load.max_s ({load.max_s}) must be >= load.min_s ({load.min_s})")
-    if load.slow_max_s and load.slow_max_s < load.max_s:
-        raise ScenarioError(f"load.slow_max_s ({load.slow_max_s}) must be 0 (off) or >= load.max_s ({load.max_s})")
-    if not load.slow_max_s:
-        load = replace(load, slow_max_s=load.max_s)
+    positive("load.settle_s", load.settle_s, allow_zero=True)
+    positive("load.budget_s", load.budget_s, allow_zero=True)
+    if load.max_window_s < load.window_s:
+        raise ScenarioError(f"load.max_window_s ({load.max_window_s}) must be >= load.window_s ({load.window_s})")
+    if load.precision >= 1:
+        raise ScenarioError(f"load.precision: a half-width as a fraction (0.05 = ±5%), got {load.precision}")
     return load
 
 
@@ -247,7 +270,10 @@ def _workloads(section: dict[str, Any]) -> tuple[WorkloadConfig, ...]:
             if not sweep[key]:
                 raise ScenarioError(f"{where}.sweep.{key}: must not be empty")
         w_users = int_list(f"{where}.users", w["users"], 1, 10_000) if "users" in w else None
-        workloads.append(WorkloadConfig(wname, variants, params, sweep, w_users))
+        sweep_users = int_list(f"{where}.sweep_users", w["sweep_users"], 1, 10_000) if "sweep_users" in w else None
+        if sweep_users is not None and not sweep:
+            raise ScenarioError(f"{where}.sweep_users: needs a sweep")
+        workloads.append(WorkloadConfig(wname, variants, params, sweep, w_users, sweep_users))
     return tuple(workloads)
 
 
@@ -297,9 +323,11 @@ class Overrides:
     """Command-line changes to a scenario, applied before validation."""
 
     users: tuple[int, ...] | None = None
-    repeats: int | None = None
-    duration: float | None = None  # a fixed window: min_s = max_s
-    warmup: float | None = None
+    blocks: int | None = None  # a fixed number of blocks: min_blocks = max_blocks
+    duration: float | None = None  # a fixed slice window: window_s = max_window_s
+    warmup: float | None = None  # the settle time of a slice
+    precision: float | None = None
+    budget: float | None = None
     processes: int | None = None
     setups: tuple[str, ...] | None = None
     workloads: tuple[str, ...] | None = None
@@ -316,13 +344,16 @@ def apply_overrides(data: dict[str, Any], o: Overrides) -> dict[str, Any]:
         for w in data.get("workloads", {}).values():
             if isinstance(w, dict):
                 w.pop("users", None)
-    if o.repeats:
-        load["repeats"] = o.repeats
+    if o.blocks:
+        load["min_blocks"] = load["max_blocks"] = o.blocks
     if o.duration:
-        load["min_s"] = load["max_s"] = o.duration
-        load.pop("slow_max_s", None)
+        load["window_s"] = load["max_window_s"] = o.duration
     if o.warmup is not None:
-        load["warmup_s"] = o.warmup
+        load["settle_s"] = o.warmup
+    if o.precision:
+        load["precision"] = o.precision
+    if o.budget is not None:
+        load["budget_s"] = o.budget
     if o.processes:
         load["processes"] = o.processes
     if o.setups:

@@ -29,13 +29,14 @@ TOP_KEYS: Mapping[str, type] = {
 }
 LOAD_KEYS: Mapping[str, type] = {
     "users": list,
-    "repeats": int,
-    "warmup_s": float,
-    "min_s": float,
-    "max_s": float,
-    "slow_max_s": float,
-    "target_rse": float,
+    "settle_s": float,
+    "window_s": float,
+    "max_window_s": float,
     "min_requests_per_user": int,
+    "precision": float,
+    "min_blocks": int,
+    "max_blocks": int,
+    "budget_s": float,
     "processes": int,
     "drain_timeout_s": float,
     "generator_cpu_limit": float,
@@ -43,7 +44,13 @@ LOAD_KEYS: Mapping[str, type] = {
     "unstable_cv": float,
 }
 SETUP_KEYS: Mapping[str, type] = {"name": str, "kind": str, "workers": int, "threads": int, "sync_middleware": bool}
-WORKLOAD_KEYS: Mapping[str, type] = {"variants": list, "params": dict, "sweep": dict, "users": list}
+WORKLOAD_KEYS: Mapping[str, type] = {
+    "variants": list,
+    "params": dict,
+    "sweep": dict,
+    "sweep_users": list,
+    "users": list,
+}
 DB_KEYS: Mapping[str, type] = {"engine": str, "url": str, "rows": int, "sqlite_path": str}
 UPSTREAM_KEYS: Mapping[str, type] = {"delay_ms": int, "jitter_ms": int, "error_rate": float}
 CPU_KEYS: Mapping[str, type] = {"server": list, "generator": list}

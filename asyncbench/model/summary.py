@@ -1,6 +1,12 @@
 """One summary per cell, computed once: every reader (verdicts, gate, charts,
-report, CSV, terminal) takes its medians, spread, CPU per request, labels and
-flags from here instead of recomputing them.
+report, CSV, terminal) takes its throughput, spread, CPU per request,
+percentiles, labels and flags from here instead of recomputing them.
+
+A cell's repeats are its slices (version 2: one short window per block;
+version 1: one long window per repeat). Throughput is the mean of the slices
+with a 95% t-interval; CPU per request comes from totals; percentiles come
+from the merged histogram with their sample count, or in version-1 files
+(no histogram) from the median of the repeats' percentiles.
 
 `Cell.summary` builds it on first use and keeps it on the (frozen) cell.
 """
@@ -8,16 +14,22 @@ flags from here instead of recomputing them.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from statistics import median
+from statistics import fmean, median
 from typing import TYPE_CHECKING
 
+from asyncbench.analysis.intervals import mean_interval
 from asyncbench.analysis.stats import cv
 from asyncbench.model import flags
+from asyncbench.model.histogram import Histogram
 
 if TYPE_CHECKING:
     from asyncbench.model.results import Cell
 
 ParamsKey = tuple[tuple[str, int], ...]
+
+# A p99 read from fewer samples rests on its ten largest values or fewer:
+# shown (marked), never compared.
+THIN_P99_SAMPLES = 1000
 
 
 def params_key(params: dict[str, int]) -> ParamsKey:
@@ -46,17 +58,24 @@ class CellSummary:
     arm: str  # "setup / variant"
     params: ParamsKey
     params_label: str
-    repeats: int
-    rps: float | None  # median throughput over repeats
+    repeats: int  # slices (version 1: repeats)
+    blocks: int  # distinct blocks the slices ran in
+    rps: float | None  # mean throughput over slices
+    rps_lo: float | None  # its 95% t-interval (None below two slices)
+    rps_hi: float | None
     rps_min: float | None
     rps_max: float | None
-    rps_cv: float | None
-    p50_ms: float | None  # medians over repeats of each percentile
+    rps_cv: float | None  # per slice
+    p50_ms: float | None  # from the merged histogram (version 1: medians over repeats)
     p90_ms: float | None
     p95_ms: float | None
     p99_ms: float | None
-    cpu_ms_per_request: float | None  # median over repeats
-    rss_peak_mb: float | None  # peak over repeats
+    latency_samples: int  # requests the percentiles rest on
+    p99_thin: bool  # fewer than THIN_P99_SAMPLES: shown, marked, never compared
+    cpu_ms_per_request: float | None  # total server CPU / total requests
+    cpu_lo: float | None  # 95% interval from the per-slice values
+    cpu_hi: float | None
+    rss_peak_mb: float | None  # peak over slices
     generator_cpu_peak_percent: float | None
     requests: int
     failures: int
@@ -66,13 +85,43 @@ class CellSummary:
     lower_bound: bool  # its throughput is a lower bound (generator-bound)
 
 
+def _percentiles(cell: Cell) -> tuple[list[float | None], int]:
+    """p50, p90, p95, p99 in ms and the sample count they rest on."""
+    if cell.histogram is not None:
+        h = Histogram.from_dict(cell.histogram)
+        ps = [h.percentile(q) for q in (50, 90, 95, 99)]
+        return [p / 1000.0 if p is not None else None for p in ps], h.count
+    reps = cell.repeats
+    # Version 1: each repeat's percentiles came from its own histogram; their
+    # median is what earlier reports showed. The samples are all requests.
+    ps = [_median([getattr(r.latency, a) for r in reps]) for a in ("p50_ms", "p90_ms", "p95_ms", "p99_ms")]
+    return ps, sum(r.latency.count for r in reps)
+
+
+def _cpu(cell: Cell) -> tuple[float | None, float | None, float | None]:
+    reps = [r for r in cell.repeats if r.requests > 0]
+    requests = sum(r.requests for r in reps)
+    if not requests:
+        return None, None, None
+    # server CPU seconds per 1,000 requests = milliseconds per request
+    point = sum(r.server_cpu_s for r in reps) / requests * 1000.0
+    per = mean_interval([r.server_cpu_s / r.requests * 1000.0 for r in reps])
+    if per is None:
+        return point, None, None
+    # The half-width comes from the slices' spread; the point from totals (a
+    # slow slice with few requests must not weigh as much as a full one).
+    half = (per.hi - per.lo) / 2.0
+    return point, max(0.0, point - half), point + half
+
+
 def summarize(cell: Cell) -> CellSummary:
     reps = cell.repeats
     rps = [r.throughput_rps for r in reps]
-    # server CPU seconds per 1,000 requests = milliseconds per request
-    cpu = [x for x in (r.cpu_s_per_1k_requests for r in reps) if x is not None]
+    ci = mean_interval(rps)
     label = params_label(cell.params)
     arm = f"{cell.setup} / {cell.variant}"
+    (p50, p90, p95, p99), samples = _percentiles(cell)
+    cpu, cpu_lo, cpu_hi = _cpu(cell)
     return CellSummary(
         key=cell.key,
         name=f"{arm} at {users_label(cell.users)}" + (f", {label}" if label else ""),
@@ -80,15 +129,22 @@ def summarize(cell: Cell) -> CellSummary:
         params=params_key(cell.params),
         params_label=label,
         repeats=len(reps),
-        rps=_median(rps),
+        blocks=len({r.block if r.block is not None else r.index for r in reps}),
+        rps=fmean(rps) if rps else None,
+        rps_lo=ci.lo if ci else None,
+        rps_hi=ci.hi if ci else None,
         rps_min=min(rps) if rps else None,
         rps_max=max(rps) if rps else None,
         rps_cv=cv(rps),
-        p50_ms=_median([r.latency.p50_ms for r in reps]),
-        p90_ms=_median([r.latency.p90_ms for r in reps]),
-        p95_ms=_median([r.latency.p95_ms for r in reps]),
-        p99_ms=_median([r.latency.p99_ms for r in reps]),
-        cpu_ms_per_request=_median(cpu),
+        p50_ms=p50,
+        p90_ms=p90,
+        p95_ms=p95,
+        p99_ms=p99,
+        latency_samples=samples,
+        p99_thin=p99 is not None and samples < THIN_P99_SAMPLES,
+        cpu_ms_per_request=cpu,
+        cpu_lo=cpu_lo,
+        cpu_hi=cpu_hi,
         rss_peak_mb=max((r.server_rss_peak_mb for r in reps), default=None),
         generator_cpu_peak_percent=max((r.generator_cpu_peak_percent for r in reps), default=None),
         requests=sum(r.requests for r in reps),

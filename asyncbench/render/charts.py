@@ -280,22 +280,22 @@ def plot_series(
 
 
 def rps_y(c: Cell | None) -> YValue:
-    """Median throughput with its min-max over repeats."""
+    """Mean slice throughput with its 95% interval (no bar below two slices)."""
     if c is None or not c.repeats:
         return None, None, None
     s = c.summary
-    return s.rps, s.rps_min, s.rps_max
+    return s.rps, s.rps_lo, s.rps_hi
 
 
 def latency_y(attr: str) -> Callable[[Cell | None], YValue]:
-    """The summary's median of one percentile, with the repeats' min-max of it."""
+    """The summary's percentile, without a bar: a percentile of the merged
+    histogram has no interval here, and a min-max bar would pass for one."""
 
     def f(c: Cell | None) -> YValue:
         if c is None or not c.repeats:
             return None, None, None
-        vals = [getattr(r.latency, attr) for r in c.repeats]
-        med: float | None = getattr(c.summary, attr)
-        return med, min(vals), max(vals)
+        value: float | None = getattr(c.summary, attr)
+        return value, None, None
 
     return f
 

@@ -59,7 +59,7 @@ def throughput_chart(run: Run, workload: str) -> str | None:
         if workload in WORKLOADS and WORKLOADS[workload].uses_upstream:
             extra = _draw_model_lines(ax, run, cells, levels, ys)
         ax.set_title(title, loc="left")
-        ax.set_ylabel("throughput (requests/s, median of repeats)")
+        ax.set_ylabel("throughput (requests/s, mean of slices, 95% CI)")
         user_axis(ax, levels)
         y_log_if_wide(ax, ys)
         legend(ax, run, [c.setup for c in cells], [c.variant for c in cells], flagged=flagged, extra=extra)
@@ -182,7 +182,7 @@ def cpu_cost_chart(run: Run) -> str | None:
                 )
         ax.set_yticks(range(len(cats)), [f"{workload_label(w)} · {v}" for w, v in cats])
         ax.invert_yaxis()
-        ax.set_xlabel("server CPU seconds per 1,000 requests (median of repeats, highest load level measured)")
+        ax.set_xlabel("server CPU seconds per 1,000 requests (total over slices, highest load level measured)")
         ax.xaxis.set_major_formatter(FuncFormatter(tick))
         ax.grid(axis="y", visible=False)
         ax.set_title("Cost: server CPU per 1,000 requests", loc="left")

@@ -119,7 +119,7 @@ def heatmap_rows(run: Run) -> tuple[list[tuple[str, str]], list[int], HeatValues
     """(rows, users, values): async/sync ratio per workload x setup x users.
 
     Within one setup: the best async variant over the best sync variant, by
-    the summaries' median throughput. The bool says a flagged cell went into
+    the summaries' mean throughput. The bool says a flagged cell went into
     that number (unlike a verdict, the heat map shows every measured cell).
     """
     values: HeatValues = {}

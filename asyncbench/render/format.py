@@ -86,3 +86,8 @@ def fmt_level(x: float | int | None) -> str:
     if float(x).is_integer():
         return f"{int(x):,}"
     return fmt(x)
+
+
+def fmt_precision(fraction: float | None) -> str:
+    """An interval's half-width as a fraction, "±4.1%": two figures are all it has."""
+    return MISSING if fraction is None else f"±{fmt_pct(fraction, 2)}"

@@ -22,7 +22,7 @@ from markupsafe import Markup
 from asyncbench.analysis.selection import usable_cells, workload_order
 from asyncbench.analysis.verdict import Verdict, verdicts
 from asyncbench.model.results import Run
-from asyncbench.render import sections, sections_facts
+from asyncbench.render import sections, sections_facts, text
 from asyncbench.render.cells import PlannedCell, missing_cells, planned_cells
 from asyncbench.render.csv import CSV_NAME, cells_csv
 from asyncbench.render.html import render
@@ -103,6 +103,7 @@ def render_report(run: Run, *, csv_text: str | None = None) -> str:
             run=run,
             why="interrupted" if run.interrupted else "did not finish",
             missing=len(page.missing),
+            version_note=text.version_label(run.schema_version, max((len(c.repeats) for c in run.cells), default=0)),
             sections=rendered,
         )
     )

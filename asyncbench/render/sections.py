@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from markupsafe import Markup
 
-from asyncbench.analysis.comparison import CONFIDENCE, LOSES, MIN_REPEATS, WINS, Comparison, Side
+from asyncbench.analysis.comparison import CONFIDENCE, LOSES, MIN_BLOCKS, WINS, Comparison, Side
 from asyncbench.analysis.queueing import fanout_model_inputs, model_line
 from asyncbench.analysis.selection import axis_cells
 from asyncbench.analysis.verdict import OUTCOME_COSTS, OUTCOME_PAYS_OFF
@@ -23,7 +23,7 @@ from asyncbench.model import flags
 from asyncbench.model.flags import InVerdicts
 from asyncbench.model.results import Cell, Run
 from asyncbench.render import charts_cells, charts_verdict, text
-from asyncbench.render.format import MISSING, fmt, fmt_level, fmt_ms, fmt_pct, fmt_ratio, fmt_rps
+from asyncbench.render.format import MISSING, fmt, fmt_level, fmt_ms, fmt_pct, fmt_precision, fmt_ratio, fmt_rps
 from asyncbench.render.html import TableCell, table_html
 from asyncbench.render.sections_facts import verdict_policy
 
@@ -40,7 +40,10 @@ def _side_text(side: Side | None) -> str:
     """Best cell of one side; a generator-bound one is a lower bound (≥)."""
     if side is None:
         return MISSING
-    text = f"{side.label} · {'≥ ' if side.cell.summary.lower_bound else ''}{fmt_rps(side.median_rps)}"
+    s = side.cell.summary
+    text = f"{side.label} · {'≥ ' if s.lower_bound else ''}{fmt_rps(side.rps)}"
+    if s.rps_lo is not None and s.rps_hi is not None:
+        text += f" ({fmt(s.rps_lo)}–{fmt(s.rps_hi)})"
     shown = [f for f in side.cell.summary.flags if flags.policy(f).verdicts is not InVerdicts.EXCLUDE]
     return text + (f" ({', '.join(shown)})" if shown else "")
 
@@ -62,7 +65,9 @@ def _level_table(levels: Sequence[Comparison], axis_name: str) -> Markup:
                 _side_text(c.den),
                 (fmt_ratio(c.ratio), c.ratio),
                 (ci, c.ci[0] if c.ci else None),
-                (fmt_ratio(c.p99_ratio), c.p99_ratio),
+                (fmt_precision(c.precision), c.precision),
+                (f"{c.blocks}" + ("" if c.paired else " (unpaired)"), c.blocks),
+                (fmt_ratio(c.p99_ratio) if not c.p99_thin else "thin p99", c.p99_ratio),
                 outcome,
                 "; ".join(f"{x.setup} / {x.variant}: {', '.join(x.summary.flags)}" for x, _r in c.excluded),
             ]
@@ -70,11 +75,27 @@ def _level_table(levels: Sequence[Comparison], axis_name: str) -> Markup:
         used_flagged = any(s is not None and s.cell.summary.flagged for s in (c.num, c.den))
         classes.append("flagged" if c.excluded or used_flagged else None)
     return table_html(
-        [axis_name, "best async", "best sync", "throughput ratio", "95% CI", "p99 ratio", "outcome", "excluded"],
+        [
+            axis_name,
+            "best async (95% CI)",
+            "best sync (95% CI)",
+            "throughput ratio",
+            "95% CI",
+            "precision",
+            "blocks",
+            "p99 ratio",
+            "outcome",
+            "excluded",
+        ],
         rows,
         sortable=False,
         row_classes=classes,
     )
+
+
+def _repeats(run: Run) -> int:
+    """The most repeats any cell has: what a version-1 label says was read as blocks."""
+    return max((len(c.repeats) for c in run.cells), default=0)
 
 
 def verdicts(page: Page) -> Context:
@@ -99,7 +120,9 @@ def verdicts(page: Page) -> Context:
         )
     return {
         "confidence": fmt_level(CONFIDENCE * 100),
-        "min_repeats": MIN_REPEATS,
+        "min_blocks": MIN_BLOCKS,
+        "method": text.METHOD,
+        "version_note": text.version_label(page.run.schema_version, _repeats(page.run)),
         "policy": verdict_policy(),
         "verdicts": out,
     }

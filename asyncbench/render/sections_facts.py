@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import json
 import shlex
+from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -18,7 +19,7 @@ from markupsafe import Markup
 from asyncbench.model import flags
 from asyncbench.model.flags import POLICY, InGate, InVerdicts
 from asyncbench.model.machine import flat
-from asyncbench.model.results import Cell
+from asyncbench.model.results import Cell, Run
 from asyncbench.model.summary import params_label
 from asyncbench.render.cells import sorted_cells
 from asyncbench.render.csv import CSV_NAME, cell_row
@@ -159,6 +160,32 @@ def _value(v: Any) -> str | Markup:
     return str(v)
 
 
+def _range(values: Sequence[int]) -> str:
+    """ "3", "5–60": slices per cell vary with how fast each group reached its precision."""
+    if not values:
+        return MISSING
+    lo, hi = min(values), max(values)
+    return str(lo) if lo == hi else f"{lo}–{hi}"
+
+
+def _windows(values: Sequence[float]) -> str:
+    if not values:
+        return MISSING
+    if len(values) <= 3:
+        return ", ".join(fmt_s(w) for w in values)
+    return f"{fmt_s(min(values))} to {fmt_s(max(values))}"
+
+
+def _groups(run: Run) -> str:
+    """How the groups stopped, e.g. "12 groups: 10 precision, 2 budget"."""
+    if not run.groups:
+        return MISSING
+    reasons = Counter(g.stop_reason for g in run.groups)
+    blocks = [g.blocks for g in run.groups]
+    stops = ", ".join(f"{n} {why}" for why, n in sorted(reasons.items()))
+    return f"{len(run.groups)} groups, {_range(blocks)} blocks each; stopped on: {stops}"
+
+
 def the_run(page: Page) -> Context:
     run = page.run
     sr = run.scenario_resolved or {}
@@ -174,9 +201,11 @@ def the_run(page: Page) -> Context:
         ("started", when(run.started_at)),
         ("finished", finished if run.complete else Markup("{} — <strong>incomplete</strong>").format(finished)),
         ("wall time", fmt_s(duration)),
-        ("repeats per cell", ", ".join(map(str, repeats)) or MISSING),
-        ("measured window", ", ".join(fmt_s(w) for w in windows) or MISSING),
-        ("warm-up", ", ".join(fmt_s(w) for w in warmups) or MISSING),
+        ("results version", str(run.schema_version)),
+        ("slices per cell" if run.schema_version >= 2 else "repeats per cell", _range(repeats)),
+        ("measured window", _windows(windows)),
+        ("warm-up" if run.schema_version < 2 else "settle", _windows(warmups)),
+        ("comparison groups", _groups(run)),
         ("load-generator ceiling", ceiling),
         ("cells", f"{len(run.cells):,} measured, {len(page.missing):,} missing"),
     ]
@@ -232,7 +261,9 @@ def numbers(page: Page) -> Context:
     classes: list[str | None] = []
     for c in sorted_cells(page.run):
         r = cell_row(c)
-        rng = f"{fmt(r['rps_min'])}–{fmt(r['rps_max'])}" if r["rps_min"] is not None else MISSING
+        ci = f"{fmt(r['rps_lo'])}–{fmt(r['rps_hi'])}" if r["rps_lo"] is not None else MISSING
+        cpu_ci = f"{fmt(r['cpu_lo'])}–{fmt(r['cpu_hi'])}" if r["cpu_lo"] is not None else ""
+        p99 = fmt(r["p99_ms"]) + (" (thin)" if r["p99_thin"] else "")
         rows.append(
             [
                 c.workload,
@@ -242,13 +273,16 @@ def numbers(page: Page) -> Context:
                 (fmt_level(c.users), c.users),
                 c.summary.params_label,
                 (str(r["repeats"]), r["repeats"]),
-                (fmt(r["rps_median"]), r["rps_median"]),
-                (rng, r["rps_min"]),
+                (str(r["blocks"]), r["blocks"]),
+                (fmt(r["rps_mean"]), r["rps_mean"]),
+                (ci, r["rps_lo"]),
                 (fmt_pct(r["rps_cv"]), r["rps_cv"]),
                 (fmt(r["p50_ms"]), r["p50_ms"]),
-                (fmt(r["p99_ms"]), r["p99_ms"]),
+                (p99, r["p99_ms"]),
+                (f"{r['latency_samples']:,}", r["latency_samples"]),
                 (fmt(r["failures"]) if r["failures"] else "0", r["failures"]),
                 (fmt(r["cpu_s_per_1k_requests"]), r["cpu_s_per_1k_requests"]),
+                (cpu_ci, r["cpu_lo"]),
                 (fmt(r["server_rss_peak_mb"]), r["server_rss_peak_mb"]),
                 badges(c),
             ]
@@ -265,8 +299,9 @@ def numbers(page: Page) -> Context:
                 (fmt_level(m.users), m.users),
                 params_label(m.params),
                 ("0", 0),
+                ("", None),
                 ("missing", None),
-                *[empty] * 7,
+                *[empty] * 10,
                 "",
             ]
         )
@@ -279,20 +314,23 @@ def numbers(page: Page) -> Context:
             "kind",
             "users",
             "params",
-            "repeats",
-            "req/s",
-            "req/s min–max",
-            "CV",
+            "slices",
+            "blocks",
+            "req/s (mean)",
+            "req/s 95% CI",
+            "CV per slice",
             "p50 ms",
             "p99 ms",
+            "latency samples",
             "failures",
             "CPU s / 1k req",
+            "CPU 95% CI",
             "peak RSS MB",
             "flags",
         ],
         rows,
         row_classes=classes,
-        raw_html_cols=(15,),
+        raw_html_cols=(19,),
     )
     return {
         "csv_name": CSV_NAME,

@@ -22,7 +22,7 @@ from asyncbench.render.cells import missing_cells, sorted_cells
 from asyncbench.render.format import MISSING, fmt, fmt_level, fmt_pct
 
 WIDTH = 100
-HEADER = ("setup", "workload", "variant", "users", "req/s", "± spread", "p50 ms", "p99 ms", "flags")
+HEADER = ("setup", "workload", "variant", "users", "req/s", "± 95% CI", "p50 ms", "p99 ms", "flags")
 RIGHT = {3, 4, 5, 6, 7}  # numeric columns
 
 
@@ -48,11 +48,9 @@ def _rows(run: Run) -> list[tuple[str, ...]]:
     rows: list[tuple[str, ...]] = []
     for c in sorted_cells(run):
         s = c.summary
-        # half the min-max range, relative to the median: the "±" a reader expects
-        half = (
-            (s.rps_max - s.rps_min) / 2 / s.rps if s.rps and s.rps_max is not None and s.rps_min is not None else None
-        )
-        spread = fmt_pct(half) if half is not None and s.repeats > 1 else ("1 repeat" if s.repeats == 1 else MISSING)
+        # half the 95% interval, relative to the mean: the "±" a reader expects
+        half = (s.rps_hi - s.rps_lo) / 2 / s.rps if s.rps and s.rps_hi is not None and s.rps_lo is not None else None
+        spread = fmt_pct(half) if half is not None else ("1 slice" if s.repeats == 1 else MISSING)
         workload = c.workload + "".join(f" {k}={v}" for k, v in s.params)
         rows.append(
             (

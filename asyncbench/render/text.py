@@ -9,34 +9,60 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Sequence
 
-from asyncbench.analysis.comparison import INSUFFICIENT, LOSES, MIN_REPEATS, NO_DIFF, WINS, Comparison, Why
+from asyncbench.analysis.comparison import INSUFFICIENT, LOSES, MIN_BLOCKS, NO_DIFF, WINS, Comparison, Why
 from asyncbench.analysis.verdict import OUTCOME_COSTS, OUTCOME_PAYS_OFF, ContrastResult, ControlResult, Verdict
 from asyncbench.model import flags
 from asyncbench.model.results import Cell
-from asyncbench.model.summary import users_label
-from asyncbench.render.format import fmt, fmt_level, fmt_pct, fmt_ratio
+from asyncbench.model.summary import THIN_P99_SAMPLES, users_label
+from asyncbench.render.format import fmt, fmt_level, fmt_pct, fmt_precision, fmt_ratio
 from bench_site.registry import WORKLOADS
 
 # How a verdict is reached; the README and the report repeat it.
 METHOD: tuple[str, ...] = (
-    "Cells are grouped per workload and load level (users). Cells flagged failures, server-crash, few-requests "
-    'or error (or any unknown flag) are excluded from every claim and named instead. An "unstable" cell (wide '
-    "spread across repeats) is used: its spread is already in the bootstrap interval; the verdict's notes name it.",
-    "On each side (async views vs sync views) the best setup x variant is the usable cell with the highest "
-    "median throughput across its repeats.",
-    "The ratio async/sync is the ratio of those medians, with a 95% percentile bootstrap interval over the "
-    "repeats (stats.bootstrap_ratio_ci, seeded).",
-    "A level is an async win (loss) only when the whole interval lies above (below) 1 and both sides have at "
-    f'least {MIN_REPEATS} repeats; otherwise it is "no difference detected" or "insufficient data", never '
-    "a guess.",
+    "Slices in blocks: a comparison group (one workload at one load level and parameter set) holds its arms "
+    "(setup x variant). Each block runs every arm once, in a fresh random order, for a short slice: a brief "
+    "settle, then a window of about a second (longer for slow arms, so a slice holds enough requests). The "
+    "machine's speed moves by 10-20% within seconds, so many short independent slices tell more than a few "
+    "long windows. Version-1 results (one long window per repeat) are read with each repeat as one block.",
+    "Per arm: throughput is the mean of its slices' throughputs with a 95% t-interval; CPU per request is "
+    "the total server CPU over the total requests, with a t-interval from the slices; latency percentiles "
+    "come from the histogram merged over all slices, each with its sample count. A p99 from fewer than "
+    f"{THIN_P99_SAMPLES:,} samples is thin: shown, marked, never compared.",
+    "Cells flagged failures, server-crash, few-requests or error (or any unknown flag) are excluded from every "
+    'claim and named instead. An "unstable" cell (wide spread across slices) is used: its spread is already '
+    "in the interval; the verdict's notes name it.",
+    "A ratio A/B at one level pairs the blocks where both arms have a slice: d = ln(A) - ln(B) per block, the "
+    "ratio is exp(mean d) and its 95% interval exp(mean d ± t·sd/√n), Student's t with n - 1 degrees of "
+    f"freedom; at least {MIN_BLOCKS} common blocks. Arms of different groups (the index note) never shared "
+    "a block: Welch's t-interval on their log slice throughputs instead.",
+    "The best arm: on each side (async views vs sync views; the two sides of a variant note) the best arm is "
+    "the usable cell with the highest mean throughput. Choosing among k x k' candidate pairs and estimating on "
+    "the same blocks would flatter the winner, so each candidate pair's interval is computed at 1 - 0.05/m "
+    "(Bonferroni, m = k x k'): the 95% coverage holds for the pair chosen.",
+    "A level is an async win (loss) only when the whole interval lies above (below) 1; otherwise it is "
+    '"no difference detected", or "insufficient data" below the minimum of blocks: never a guess. The '
+    "precision of a ratio is its interval's half-width on the log scale (±4.1% means hi/lo = 1.041²).",
+    "Stopping: after a minimum number of blocks a group keeps running blocks until every ratio its verdict "
+    "and notes use has a precision within the scenario's target (5% by default), or its share of the time "
+    'budget or its maximum of blocks is spent; then the verdict says "precision not reached" and why. A '
+    "group never stops because a result looks significant.",
     'A "generator-bound" cell measured the load generator\'s limit, so its throughput is a lower bound of the '
     "server's: a side holding one is known only from below. It supports a claim only where it is the faster "
     'side (then the claim says "at least" and only the interval\'s end towards 1 holds); a win or loss '
     'against it, or "no difference", is not claimed. Its p99 is not compared. An excluded cell that outran '
     "the best usable cell on the side a claim is against withholds the claim.",
     "The crossover is the lowest level from which async wins at every higher decided level; the same rule is "
-    "applied along the upstream delay when the cells vary it (fan-out).",
+    'applied along the upstream delay when the cells vary it (fan-out). "At every load level" is said only '
+    "when every level measured has a decision and all agree; levels where the other direction held are named.",
 )
+
+
+def version_label(schema_version: int, repeats: int = 3) -> str:
+    """What a reader of an old run must know before its numbers; "" for current results."""
+    if schema_version >= 2:
+        return ""
+    return f"version-1 results: {repeats} repeats read as {repeats} blocks; intervals are wide"
+
 
 _OUTCOME_WORDS = {WINS: "ahead", LOSES: "behind", NO_DIFF: "no difference detected", INSUFFICIENT: "insufficient data"}
 
@@ -83,8 +109,9 @@ def reason(c: Comparison) -> str:
         return f"no usable {' and '.join(c.missing)} cell" + (" (all excluded)" if c.all_excluded else "")
     if c.why is Why.ZERO_DEN:
         return "zero sync throughput"
-    if c.why is Why.FEW_REPEATS:
-        return "single repeat" if c.repeats == 1 else f"only {c.repeats} repeats (need {MIN_REPEATS})"
+    if c.why is Why.FEW_BLOCKS:
+        unit = ("block" if c.blocks == 1 else "blocks") + " in common" if c.paired else "slices on a side"
+        return f"only {c.blocks} {unit} (need {MIN_BLOCKS})"
     if c.why is Why.LOWER_BOUND_DEN:
         return (
             f"generator-bound {c.den_name} cell ({_names(c.den_lower)}) is only a lower bound, "
@@ -105,24 +132,30 @@ def reason(c: Comparison) -> str:
     return ""
 
 
-def _ci_ratio(ci: tuple[float, float] | None) -> str:
-    return f"95% CI {fmt(ci[0])}–{fmt_ratio(ci[1])}" if ci else "no interval"
+def _pm(c: Comparison) -> str:
+    """ ", ±4.1%": the achieved precision, after the interval."""
+    return f", {fmt_precision(c.precision)}" if c.precision is not None else ""
 
 
-def _ci_cost(ci: tuple[float, float]) -> str:
+def _ci_ratio(c: Comparison) -> str:
+    return f"95% CI {fmt(c.ci[0])}–{fmt_ratio(c.ci[1])}{_pm(c)}" if c.ci else "no interval"
+
+
+def _ci_cost(c: Comparison) -> str:
+    assert c.ci is not None
     # A loss of (1 - ratio): the interval's ends swap.
-    return f"95% CI {fmt_pct(1 - ci[1])[:-1]}–{fmt_pct(1 - ci[0])}"
+    return f"95% CI {fmt_pct(1 - c.ci[1])[:-1]}–{fmt_pct(1 - c.ci[0])}{_pm(c)}"
 
 
 def _ci_win(c: Comparison) -> str:
     assert c.ci is not None
     # Only the interval's lower end means something when the async side is a lower bound.
-    return f"95% CI ≥ {fmt_ratio(c.ci[0])}" if c.at_least else _ci_ratio(c.ci)
+    return f"95% CI ≥ {fmt_ratio(c.ci[0])}" if c.at_least else _ci_ratio(c)
 
 
 def _ci_loss(c: Comparison) -> str:
     assert c.ci is not None
-    return f"95% CI ≥ {fmt_pct(1 - c.ci[1])}" if c.at_least else _ci_cost(c.ci)
+    return f"95% CI ≥ {fmt_pct(1 - c.ci[1])}" if c.at_least else _ci_cost(c)
 
 
 def _at_least(c: Comparison) -> str:
@@ -132,6 +165,8 @@ def _at_least(c: Comparison) -> str:
 def _p99_part(c: Comparison) -> str:
     if c.p99_omitted and not c.at_least:  # an "at least" claim already says so
         return ", p99 not compared (generator-bound cell)"
+    if c.p99_thin and not c.p99_omitted:
+        return f", p99 not compared (thin: fewer than {THIN_P99_SAMPLES:,} samples)"
     return f", p99 {fmt_ratio(c.p99_ratio)}" if c.p99_ratio is not None else ""
 
 
@@ -154,12 +189,49 @@ def describe(c: Comparison, num_name: str, den_name: str) -> str:
         bound = "" if not c.at_least else "at least " if c.outcome == WINS else "at most "
         return (
             f"{num_name} reaches {bound}{fmt_ratio(c.ratio)} the throughput of {den_name} {at} "
-            f"({_ci_ratio(c.ci)}; {_OUTCOME_WORDS[c.outcome]}{f'; {why}' if why else ''})"
+            f"({_ci_ratio(c)}; {_OUTCOME_WORDS[c.outcome]}{f'; {why}' if why else ''})"
         )
     return f"{num_name} reaches {fmt_ratio(c.ratio)} the throughput of {den_name} {at} (no interval: {why})"
 
 
 # ------------------------------------------------------------------ the verdict
+
+
+def _where(v: Verdict, start: float | None, head: Comparison) -> tuple[str, str]:
+    """Where a win or loss holds, and the "at N users" the ratio is read at.
+
+    "At every load level tested" only when every level measured has a decision
+    and all agree: an undecided or opposite level in between would make it false.
+    """
+    at_head = f"at {users_label(int(head.level))}"
+    if start == head.level:
+        # Only the highest decided level: "from N up" would overstate it.
+        return at_head, ""
+    if v.all_agree:
+        return f"at every load level tested ({_span(v.levels)})", f" {at_head}"
+    return f"from {users_label(int(start or 0))} up", f" {at_head}"
+
+
+def _elsewhere(v: Verdict) -> str:
+    """The decided levels whose outcome differs from the headline's: never left unsaid."""
+    decided = v.decided
+    ahead = [c.level for c in decided if c.outcome == WINS]
+    behind = [c.level for c in decided if c.outcome == LOSES]
+    parts = []
+    if v.outcome != OUTCOME_PAYS_OFF and ahead:
+        parts.append(f"async ahead at {_plural_levels(ahead)}")
+    if v.outcome != OUTCOME_COSTS and behind:
+        parts.append(f"async behind at {_plural_levels(behind)}")
+    return " (" + ", ".join(parts) + ")" if parts else ""
+
+
+def precision_note(v: Verdict) -> str:
+    """ "precision not reached (±7.2%): budget" when the group stopped short; else ""."""
+    g = v.group
+    if g is None or not v.precision_missed:
+        return ""
+    achieved = g.precision_achieved if g.precision_achieved is not None else v.precision
+    return f"precision not reached ({fmt_precision(achieved)}): {g.stop_reason}"
 
 
 def _headline(v: Verdict, label: str) -> str:
@@ -174,40 +246,23 @@ def _headline(v: Verdict, label: str) -> str:
         return f"{label}: insufficient data for a claim ({why})"
     at_head = f"at {users_label(int(head.level))}"
     if v.outcome == OUTCOME_PAYS_OFF:
-        if v.crossover == head.level:
-            # Only the highest decided level: "from N up" would overstate it.
-            where, tail = at_head, ""
-        elif v.crossover == decided[0].level:
-            where, tail = f"at every load level tested ({_span(decided)})", f" {at_head}"
-        else:
-            where, tail = f"from {users_label(int(v.crossover or 0))} up", f" {at_head}"
+        where, tail = _where(v, v.crossover, head)
         return (
             f"{label}: async pays off {where}; {_at_least(head)}{fmt_ratio(head.ratio)} the throughput of the best "
-            f"sync setup{tail} ({_ci_win(head)}{_lower_part(head)}){_p99_part(head)}"
+            f"sync setup{tail} ({_ci_win(head)}{_lower_part(head)}){_p99_part(head)}{_elsewhere(v)}"
         )
     if v.outcome == OUTCOME_COSTS:
         assert head.ratio is not None
-        lead = f"{label}: async costs "
-        if v.loss_from == decided[0].level and v.loss_from != head.level:
-            lead += f"at every load level tested ({_span(decided)}); "
-        elif v.loss_from != head.level:
-            lead += f"from {users_label(int(v.loss_from or 0))} up; "
+        where, _ = _where(v, v.loss_from, head)
+        lead = f"{label}: async costs " + ("" if where == at_head else f"{where}; ")
         return (
             f"{lead}{_at_least(head)}{fmt_pct(1 - head.ratio)} throughput {at_head} "
-            f"({_ci_loss(head)}{_lower_part(head)}){_p99_part(head)}"
+            f"({_ci_loss(head)}{_lower_part(head)}){_p99_part(head)}{_elsewhere(v)}"
         )
-    text = (
+    return (
         f"{label}: no difference detected between async and sync at the top load level; "
-        f"{fmt_ratio(head.ratio)} {at_head} ({_ci_ratio(head.ci)}), tested {_span(decided)}"
+        f"{fmt_ratio(head.ratio)} {at_head} ({_ci_ratio(head)}), tested {_span(decided)}{_elsewhere(v)}"
     )
-    ahead = [c.level for c in decided if c.outcome == WINS]
-    behind = [c.level for c in decided if c.outcome == LOSES]
-    mixed = []
-    if ahead:
-        mixed.append(f"async ahead at {_plural_levels(ahead)}")
-    if behind:
-        mixed.append(f"behind at {_plural_levels(behind)}")
-    return text + (" (" + ", ".join(mixed) + ")" if mixed else "")
 
 
 def _delay_phrase(v: Verdict) -> str:
@@ -231,7 +286,8 @@ def claim(v: Verdict) -> str:
         )
     if v.delay_levels and v.delay_users is not None:
         text += "; " + _delay_phrase(v)
-    return text
+    missed = precision_note(v)
+    return text + (f"; {missed}" if missed else "")
 
 
 def excluded_names(v: Verdict) -> list[str]:
@@ -257,7 +313,7 @@ def _flag_notes(v: Verdict) -> list[str]:
             parts.append(c.summary.name + (f" (CV {spread:.0%})" if spread is not None else ""))
         out.append(
             "Wide spread (unstable): " + ", ".join(parts) + ". Used in the claims: a cell's spread across "
-            "repeats is already in its bootstrap interval."
+            "slices is already in its interval."
         )
     if v.lower_bound:
         out.append(

@@ -10,7 +10,8 @@ query parameters are integers (calls, delay_ms) and nothing else is accepted.
 
 All twins return `{"calls": n, "items": [upstream objects, in call order]}`.
 On failure the first failing call, in call order, decides the response:
-HTTP error status, connection error or invalid body -> 502, timeout -> 504,
+HTTP error status or invalid body -> 502, upstream unreachable (connection
+error) -> 503 {"error": "upstream unreachable"} (bench_site.outage), timeout -> 504,
 with the same body in every variant. The concurrent variants wait for all
 their calls before answering, so no call outlives its request.
 
@@ -40,6 +41,7 @@ import httpx
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 
+from bench_site.outage import OUTAGE_STATUS, UPSTREAM_UNREACHABLE
 from bench_site.responses import error_response, json_response
 
 # httpx builds an SSL context (loading the CA bundle) for every client unless
@@ -59,7 +61,7 @@ class UpstreamFailure(Exception):
 
 
 _TIMED_OUT = (504, "upstream timed out")
-_UNREACHABLE = (502, "upstream unreachable")
+_UNREACHABLE = (OUTAGE_STATUS, UPSTREAM_UNREACHABLE)
 
 
 def _item_urls(calls: int, delay_ms: int | None) -> list[str]:

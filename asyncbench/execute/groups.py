@@ -1,0 +1,98 @@
+"""Comparison groups, the order of their slices, and their share of the budget.
+
+A group is one workload x users x parameters: the arms (setup x variant x
+revision) a verdict compares. Its slices run in blocks; each block measures
+every arm once, in a fresh random order drawn from a seed that names the
+group and the block, so a run's order is reproducible and no arm always goes
+first (the previous arm's leftovers, a warm cache, fall on every arm alike).
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, replace
+
+from asyncbench.execute.plan import Planned
+from asyncbench.model.scenario import LoadConfig, Scenario
+from asyncbench.model.summary import ParamsKey, params_label
+from bench_site.registry import WORKLOADS
+
+# Per slice, beyond settle and window: spawning the users, stopping them,
+# draining the server, reading CPU counters. Measured here: about 0.35 s.
+SLICE_OVERHEAD_S = 0.35
+# Set-up before the first slice: database preparation (a seeded database is
+# reused), servers started and health-checked, the generator's ceiling.
+SETUP_S = 30.0
+
+
+@dataclass(frozen=True)
+class Group:
+    workload: str
+    users: int
+    params: ParamsKey
+    arms: tuple[Planned, ...]  # repeat 0: the arm itself; a slice is the arm at a block
+
+    @property
+    def label(self) -> str:
+        extra = f" {params_label(self.params, ' ')}" if self.params else ""
+        return f"{self.workload} u={self.users}{extra}"
+
+    def order(self, scenario: str, block: int) -> list[Planned]:
+        """The arms of one block, shuffled, each stamped with the block."""
+        arms = [replace(a, repeat=block) for a in self.arms]
+        random.Random(f"{scenario}/{self.label}/{block}").shuffle(arms)
+        return arms
+
+
+def groups(scenario: Scenario, revisions: list[str]) -> list[Group]:
+    out: list[Group] = []
+    for wl in scenario.workloads:
+        for users in scenario.users_for(wl):
+            for params in wl.param_sets(users):
+                key = tuple(sorted(params.items()))
+                arms = tuple(
+                    Planned(s.name, wl.name, v, users, key, rev, 0)
+                    for s in scenario.setups
+                    for v in wl.variants
+                    for rev in revisions
+                )
+                out.append(Group(wl.name, users, key, arms))
+    return out
+
+
+def slice_s(load: LoadConfig, group: Group, delay_ms: float = 0.0) -> float:
+    """Expected seconds of one slice: a slow arm's window runs on until users
+    completed their requests (fan-out waits on the upstream for every call)."""
+    window = load.window_s
+    wl = WORKLOADS.get(group.workload)
+    if wl is not None and wl.uses_upstream:
+        calls = dict(group.params).get("calls", 3)
+        delay = dict(group.params).get("delay_ms", delay_ms)
+        window = max(window, min(load.max_window_s, load.min_requests_per_user * calls * delay / 1000.0))
+    return load.settle_s + window + SLICE_OVERHEAD_S
+
+
+def block_s(load: LoadConfig, group: Group, delay_ms: float = 0.0) -> float:
+    return len(group.arms) * slice_s(load, group, delay_ms)
+
+
+def budget_for(remaining_s: float, weights: list[float]) -> float:
+    """This group's share of what is left: the first of `weights` (its own and
+    every later group's), so time a group did not need flows to the next."""
+    total = sum(weights)
+    return remaining_s * weights[0] / total if total > 0 else remaining_s
+
+
+def planned_wall_s(scenario: Scenario, gs: list[Group]) -> tuple[float, float]:
+    """(least, most) seconds the run will take, printed before it starts.
+
+    Least: every group at `min_blocks`. Most: the budget when there is one (a
+    group's minimum blocks still run when its share is smaller), else every
+    group at `max_blocks`.
+    """
+    load, delay = scenario.load, float(scenario.upstream.delay_ms)
+    least = sum(load.min_blocks * block_s(load, g, delay) for g in gs)
+    most = sum(load.max_blocks * block_s(load, g, delay) for g in gs)
+    if load.budget_s > 0:
+        most = max(least, min(most, load.budget_s))
+    return SETUP_S + least, SETUP_S + most
