@@ -77,13 +77,34 @@ def _group(users: int = 32, **kw: float) -> list:  # type: ignore[type-arg]
     ]
 
 
-def test_best_pair_interval_is_corrected_for_the_choice() -> None:
+def test_best_pair_is_chosen_on_the_pilot_and_estimated_on_the_later_blocks() -> None:
     v = workload_verdict(make_run(_group()), "fanout")
     head = v.head
     assert head is not None and head.outcome == WINS
-    # 2 async arms x 2 sync arms: the chosen pair's interval is at 1 - 0.05/4
-    assert head.m == 4 and head.blocks == 12 and head.paired
+    # chosen on blocks 0-1, estimated on blocks 2-11: no correction needed
+    assert head.chosen_on_pilot and head.m == 1 and head.blocks == 12 - intervals.PILOT_BLOCKS and head.paired
     assert head.precision is not None and "±" in text.sentence(v)
+
+
+def test_without_enough_later_blocks_the_choice_is_corrected_instead() -> None:
+    short = [
+        v2_cell(c.setup, c.workload, c.variant, c.users, c.summary.rps or 0.0, n_blocks=4, params=c.params)
+        for c in _group()
+    ]
+    head = workload_verdict(make_run(short), "fanout").head
+    assert head is not None and not head.chosen_on_pilot
+    # 2 async arms x 2 sync arms chosen on every block: the interval is at 1 - 0.05/4
+    assert head.m == 4 and head.blocks == 4
+
+
+def test_the_pilot_choice_stands_even_when_later_blocks_favour_another_arm() -> None:
+    # async-aiohttp leads in the pilot, httpx's arm afterwards: the estimate is of the pilot's choice
+    lead = make_cell("uvicorn", "fanout", "async-aiohttp", 32, [300, 300, 100, 100, 100, 100], blocks=list(range(6)))
+    late = make_cell("uvicorn", "fanout", "async", 32, [200, 200, 250, 250, 250, 250], blocks=list(range(6)))
+    sync = make_cell("gunicorn-gthread", "fanout", "sync", 32, [100, 100, 101, 99, 100, 100], blocks=list(range(6)))
+    head = workload_verdict(make_run([lead, late, sync]), "fanout").head
+    assert head is not None and head.num is not None and head.num.cell.variant == "async-aiohttp"
+    assert head.chosen_on_pilot and head.ratio is not None and 0.95 < head.ratio < 1.05
 
 
 def test_group_ratios_are_the_verdicts_own_numbers() -> None:
@@ -190,3 +211,14 @@ def test_version_1_runs_are_labelled() -> None:
     page = render_report(make_run(cells, schema_version=1))
     assert "version-1 results: 3 repeats read as 3 blocks; intervals are wide" in page
     assert "Old results:" in page and "Old results:" not in render_report(make_run(cells))
+
+
+def test_after_the_pilot_only_the_arms_some_ratio_compares_keep_running() -> None:
+    from asyncbench.analysis.precision import chosen_arms
+
+    slow_sync = v2_cell("uvicorn", "fanout", "sync", 32, 50.0, params={"calls": 3})
+    cells = [*_group(), slow_sync]
+    chosen = chosen_arms(cells)
+    # best async (aiohttp) and best sync (sync-threads) for the verdict; httpx for the HTTP-client note
+    assert {c.variant for c in cells if c.key in chosen} == {"async-aiohttp", "async", "sync-threads"}
+    assert slow_sync.key not in chosen and chosen_arms([]) == set()

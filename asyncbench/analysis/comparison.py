@@ -65,7 +65,8 @@ class Comparison:
     # Half-width of the interval on the log scale, as a fraction (0.041 = ±4.1%).
     precision: float | None = None
     blocks: int = 0  # blocks paired (Welch: slices on the smaller side)
-    m: int = 1  # candidate pairs the interval is corrected for (Bonferroni)
+    m: int = 1  # candidate pairs the interval is corrected for (Bonferroni); 1 when chosen on the pilot
+    chosen_on_pilot: bool = False  # the best pair was chosen on the pilot blocks, estimated on the rest
     paired: bool = True  # False: the sides ran in different groups (Welch)
     p99_ratio: float | None = None  # from the merged histograms, no interval
     outcome: str = INSUFFICIENT
@@ -107,11 +108,12 @@ class Comparison:
         return self.num_lower if self.outcome == WINS else self.den_lower
 
 
-def best(cells: Iterable[Cell]) -> Side | None:
-    """The cell with the highest mean slice throughput."""
+def best(cells: Iterable[Cell], *, pilot: bool = False) -> Side | None:
+    """The cell with the highest mean slice throughput (over the pilot blocks
+    only, with `pilot`: the choice then leaves the later blocks unused)."""
     found: Side | None = None
     for c in cells:
-        m = c.summary.rps
+        m = intervals.pilot_mean(c) if pilot else c.summary.rps
         if m is None:
             continue
         # Ties broken by name so the choice never depends on file order.
@@ -145,6 +147,15 @@ def compare(
     num_use = [c for c in num_cells if not flags.is_excluded(c)]
     den_use = [c for c in den_cells if not flags.is_excluded(c)]
     num, den = best(num_use), best(den_use)
+    # Choose on the pilot blocks and estimate on the later ones when there
+    # are enough of them; else (version-1 results, a short group) choose on
+    # everything and correct the interval for the choice.
+    on_pilot = False
+    if paired:
+        pn, pd = best(num_use, pilot=True), best(den_use, pilot=True)
+        if pn is not None and pd is not None and _later_blocks(pn.cell, pd.cell) >= intervals.MIN_BLOCKS:
+            num, den = Side(pn.cell, pn.cell.summary.rps or pn.rps), Side(pd.cell, pd.cell.summary.rps or pd.rps)
+            on_pilot = True
     num_lower = tuple(c for c in num_use if flags.is_lower_bound(c))
     den_lower = tuple(c for c in den_use if flags.is_lower_bound(c))
     base = Comparison(
@@ -163,7 +174,9 @@ def compare(
         had = any(num_cells) if num is None else any(den_cells)
         return replace(base, why=Why.NO_CELL, missing=missing, all_excluded=had and bool(excluded))
     m = sum(1 for c in num_use if c.summary.rps is not None) * sum(1 for c in den_use if c.summary.rps is not None)
-    base = replace(base, m=m, paired=paired)
+    if on_pilot:
+        m = 1
+    base = replace(base, m=m, paired=paired, chosen_on_pilot=on_pilot)
     # A generator-bound cell's latency includes the generator's own queueing:
     # its p99 says little about the server; a thin p99 says little at all.
     p99_omitted = flags.is_lower_bound(num.cell) or flags.is_lower_bound(den.cell)
@@ -174,7 +187,7 @@ def compare(
     base = replace(base, p99_omitted=p99_omitted, p99_thin=p99_thin)
     if den.rps == 0:
         return replace(base, why=Why.ZERO_DEN)
-    r = _interval(num.cell, den.cell, paired=paired, m=m, confidence=confidence)
+    r = _interval(num.cell, den.cell, paired=paired, m=m, confidence=confidence, on_pilot=on_pilot)
     if r is None:
         return replace(base, ratio=num.rps / den.rps, blocks=_blocks(num.cell, den.cell, paired), why=Why.FEW_BLOCKS)
     measured = replace(base, ratio=r.point, ci=(r.lo, r.hi), precision=r.precision, blocks=r.n)
@@ -203,11 +216,20 @@ def compare(
     return replace(measured, outcome=outcome)
 
 
-def _interval(num: Cell, den: Cell, *, paired: bool, m: int, confidence: float) -> intervals.Interval | None:
+def _later_blocks(num: Cell, den: Cell) -> int:
+    """Blocks after the pilot in which both arms ran."""
+    a = intervals.after_pilot(intervals.block_throughputs(num))
+    return len(set(a) & set(intervals.block_throughputs(den)))
+
+
+def _interval(
+    num: Cell, den: Cell, *, paired: bool, m: int, confidence: float, on_pilot: bool = False
+) -> intervals.Interval | None:
     if paired:
-        return intervals.paired_log_ratio(
-            intervals.block_throughputs(num), intervals.block_throughputs(den), confidence=confidence, m=m
-        )
+        a, b = intervals.block_throughputs(num), intervals.block_throughputs(den)
+        if on_pilot:
+            a, b = intervals.after_pilot(a), intervals.after_pilot(b)
+        return intervals.paired_log_ratio(a, b, confidence=confidence, m=m)
     return intervals.welch_log_ratio(num.throughputs, den.throughputs, confidence=confidence, m=m)
 
 

@@ -25,6 +25,13 @@ if TYPE_CHECKING:
 # A t-interval from two blocks has one degree of freedom: t is 12.7 at 95%,
 # wide enough to be useless and too fragile to call an interval. No claim below.
 MIN_BLOCKS = 3
+# The first blocks of a group choose the best arm of each side ("best async
+# vs best sync"); the blocks after them estimate the ratio of the chosen pair.
+# Choosing and estimating on the same slices would favour whichever arm was
+# lucky; on separate ones the interval needs no correction. A group with too
+# few later blocks (version-1 results: 3 repeats) falls back to choosing on
+# every block with a Bonferroni-corrected interval.
+PILOT_BLOCKS = 2
 
 
 @dataclass(frozen=True)
@@ -78,6 +85,16 @@ def block_throughputs(cell: Cell) -> dict[int, float]:
             b = r.block if r.block is not None else r.index
             by.setdefault(b, []).append(r.throughput_rps)
     return {b: fmean(v) for b, v in by.items()}
+
+
+def pilot_mean(cell: Cell) -> float | None:
+    """Mean throughput over the pilot blocks: what the best arm is chosen by."""
+    xs = [x for b, x in block_throughputs(cell).items() if b < PILOT_BLOCKS]
+    return fmean(xs) if xs else None
+
+
+def after_pilot(blocks: Mapping[int, float]) -> dict[int, float]:
+    return {b: x for b, x in blocks.items() if b >= PILOT_BLOCKS}
 
 
 def paired_log_ratio(

@@ -55,6 +55,34 @@ def _pairs(workload: str) -> list[tuple[str, Callable[[Cell], bool], Callable[[C
     return out
 
 
+def _comparisons(cells: Sequence[Cell], confidence: float) -> list[tuple[str, Comparison]]:
+    if not cells:
+        return []
+    workload, level = cells[0].workload, float(cells[0].users)
+    revisions = sorted({c.revision for c in cells})
+    out: list[tuple[str, Comparison]] = []
+    for rev in revisions:
+        mine = [c for c in cells if c.revision == rev]
+        prefix = f"{rev}: " if len(revisions) > 1 and rev else ""
+        for name, num, den in _pairs(workload):
+            nums, dens = [c for c in mine if num(c)], [c for c in mine if den(c)]
+            comp = compare(nums, dens, axis="users", level=level, confidence=confidence)
+            if comp.num is not None and comp.den is not None:
+                out.append((prefix + name, comp))
+    return out
+
+
+def chosen_arms(cells: Sequence[Cell]) -> set[str]:
+    """Keys of the cells the group's ratios compare, chosen on the pilot blocks.
+
+    After the pilot the runner measures only these: an arm no ratio uses
+    (the slower of two sync setups, say) has told what it had to tell, and
+    its time goes to the arms whose ratios are still imprecise. Empty when
+    nothing is chosen yet (every arm then keeps running).
+    """
+    return {side.cell.key for _, c in _comparisons(cells, CONFIDENCE) for side in (c.num, c.den) if side is not None}
+
+
 def group_ratios(cells: Sequence[Cell], confidence: float = CONFIDENCE) -> list[RatioEstimate]:
     """The ratios one group's verdict and notes use, with their intervals so far.
 
@@ -64,21 +92,7 @@ def group_ratios(cells: Sequence[Cell], confidence: float = CONFIDENCE) -> list[
     no usable cell is left out, so a group with a single side gives [].
     At the default `confidence` these are exactly the verdict's intervals.
     """
-    if not cells:
-        return []
-    workload, level = cells[0].workload, float(cells[0].users)
-    revisions = sorted({c.revision for c in cells})
-    out: list[RatioEstimate] = []
-    for rev in revisions:
-        mine = [c for c in cells if c.revision == rev]
-        prefix = f"{rev}: " if len(revisions) > 1 and rev else ""
-        for name, num, den in _pairs(workload):
-            nums, dens = [c for c in mine if num(c)], [c for c in mine if den(c)]
-            comp = compare(nums, dens, axis="users", level=level, confidence=confidence)
-            if comp.num is None or comp.den is None:
-                continue
-            out.append(_estimate(prefix + name, comp))
-    return out
+    return [_estimate(name, comp) for name, comp in _comparisons(cells, confidence)]
 
 
 def widest_precision(estimates: Iterable[RatioEstimate]) -> float | None:

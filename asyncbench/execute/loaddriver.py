@@ -116,11 +116,15 @@ def measure(cmd: dict[str, Any], recorder: Recorder, emit: Any = None) -> dict[s
     request_hook.add_listener(recorder.on_request)
     runner = env.create_local_runner()
     try:
-        runner.start(users, spawn_rate=max(users, 1) * 10)
-        deadline = time.monotonic() + 10
+        # Users start spread over the settle time, not all at once: users
+        # started together stay in step on a slow, steady endpoint, and a
+        # short window then counts their completions in bursts of `users`.
+        t_spawn = time.monotonic()
+        runner.start(users, spawn_rate=users / max(warmup_s, 0.05))
+        deadline = t_spawn + 10
         while runner.user_count < users and time.monotonic() < deadline:
             gevent.sleep(0.01)
-        gevent.sleep(warmup_s)
+        gevent.sleep(max(0.05, warmup_s - (time.monotonic() - t_spawn)))
 
         env.stats.reset_all()
         # Tell the runner the measured window starts now, so the server's CPU

@@ -329,17 +329,26 @@ def _run_group(
     """Blocks of slices until the group's ratios are precise enough, or its
     budget or `max_blocks` is spent. Never stops because a result looks
     significant: only precision, time and the block cap end a group."""
-    from asyncbench.analysis.precision import group_ratios, widest_precision
+    from asyncbench.analysis.intervals import PILOT_BLOCKS
+    from asyncbench.analysis.precision import chosen_arms, group_ratios, widest_precision
 
     load = ctx.scenario.load
     state = ctx.group = _GroupState(group, budget_s, load.precision)
     stop = "max_blocks"
+    active = {a.cell_id for a in group.arms}
     while state.blocks < load.max_blocks:
+        t_block = time.monotonic()
         for arm in group.order(ctx.scenario.name, state.blocks):
-            _measure_one(arm, ctx, gen, ceiling)
+            if arm.cell_id in active:
+                _measure_one(arm, ctx, gen, ceiling)
         state.blocks += 1
         save()
         cells = [ctx.cells[a.cell_id] for a in group.arms if a.cell_id in ctx.cells]
+        if state.blocks == PILOT_BLOCKS:
+            # The pilot chose each ratio's arms; the others have told what they had to.
+            chosen = chosen_arms(cells)
+            if chosen:
+                active = {c_id for c_id in active if c_id in ctx.cells and ctx.cells[c_id].key in chosen}
         if all(c.status == "error" for c in cells):
             stop = "error"
             break
@@ -356,12 +365,13 @@ def _run_group(
         if state.precision is None and not _has_pairs(group):
             stop = "precision"  # nothing to compare: its minimum blocks are all it needs
             break
-        elapsed = time.monotonic() - state.t0
-        if budget_s > 0 and elapsed + elapsed / state.blocks > budget_s:
+        # The next block costs what the last one did (after the pilot, only the chosen arms run).
+        now = time.monotonic()
+        if budget_s > 0 and (now - state.t0) + (now - t_block) > budget_s:
             stop = "budget"
             break
-        # one more block for every arm still to come in this group
-        ctx.progress.total += len(group.arms)
+        # one more block for every arm still measured in this group
+        ctx.progress.total += len(active)
     ctx.group = None
     return state.record(stop)
 

@@ -10,6 +10,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 
 from asyncbench.analysis.comparison import INSUFFICIENT, LOSES, MIN_BLOCKS, NO_DIFF, WINS, Comparison, Why
+from asyncbench.analysis.intervals import PILOT_BLOCKS
 from asyncbench.analysis.verdict import OUTCOME_COSTS, OUTCOME_PAYS_OFF, ContrastResult, ControlResult, Verdict
 from asyncbench.model import flags
 from asyncbench.model.results import Cell
@@ -36,9 +37,12 @@ METHOD: tuple[str, ...] = (
     f"freedom; at least {MIN_BLOCKS} common blocks. Arms of different groups (the index note) never shared "
     "a block: Welch's t-interval on their log slice throughputs instead.",
     "The best arm: on each side (async views vs sync views; the two sides of a variant note) the best arm is "
-    "the usable cell with the highest mean throughput. Choosing among k x k' candidate pairs and estimating on "
-    "the same blocks would flatter the winner, so each candidate pair's interval is computed at 1 - 0.05/m "
-    "(Bonferroni, m = k x k'): the 95% coverage holds for the pair chosen.",
+    f"the usable cell with the highest mean throughput over the group's first {PILOT_BLOCKS} blocks (the "
+    "pilot); the ratio of the chosen pair is estimated on the blocks after the pilot only, so the choice "
+    "cannot flatter the winner and the interval needs no correction. After the pilot the runner measures only "
+    "the arms some ratio uses. Where too few blocks follow the pilot (version-1 results), the best arm is "
+    "chosen on every block and each of the k x k' candidate pairs' intervals is computed at 1 - 0.05/m "
+    "(Bonferroni, m = k x k'), so the 95% coverage holds for the pair chosen.",
     "A level is an async win (loss) only when the whole interval lies above (below) 1; otherwise it is "
     '"no difference detected", or "insufficient data" below the minimum of blocks: never a guess. The '
     "precision of a ratio is its interval's half-width on the log scale (±4.1% means hi/lo = 1.041²).",
