@@ -12,7 +12,7 @@ SCENARIO ?= quick
 RUN ?= reports/latest
 ARGS ?=
 
-.PHONY: install test test-sqlite test-postgres bench run report baseline gate gate-ab gate-accuracy lock check clean
+.PHONY: install test test-sqlite test-postgres bench run report baseline gate gate-ab gate-accuracy check-intervals lock check clean
 
 install: $(STAMP)
 
@@ -59,6 +59,10 @@ gate-ab: install
 
 gate-accuracy: install
 	$(VPY) runner.py gate-accuracy ci $(ARGS)
+
+# A/A groups: how often a nominal 95% interval contains 1 (a benchmark, not a test).
+check-intervals: install
+	$(VPY) runner.py check-intervals aa $(ARGS)
 
 # Lint, format check and types: ruff, then mypy (strict; django-stubs for the
 # site). `.ci/run` runs this before `make test`.

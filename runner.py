@@ -96,6 +96,12 @@ def cmd_check_intervals(args: argparse.Namespace) -> int:
     return check_intervals.check_intervals(options=scenario_options(args))
 
 
+def cmd_cross_check(args: argparse.Namespace) -> int:
+    from asyncbench.commands import cross_check
+
+    return cross_check.cross_check_command(options=scenario_options(args), rounds=args.rounds, seconds=args.seconds)
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from asyncbench.commands import report
 
@@ -226,6 +232,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_scenario_options(p, "aa")
     p.set_defaults(func=cmd_check_intervals)
+
+    p = sub.add_parser("cross-check", help="locust vs wrk, back to back, on the scenario's no-I/O arms")
+    _add_scenario_options(p, "quick")
+    p.add_argument("--rounds", type=int, default=5, help="alternating locust/wrk rounds per arm (default 5)")
+    p.add_argument("--seconds", type=float, default=2.0, help="window of each round (default 2)")
+    p.set_defaults(func=cmd_cross_check)
 
     p = sub.add_parser("report", help="(re)generate the HTML report of a run from its results.json")
     p.add_argument("run_dir", help="a run folder (or its results.json), e.g. reports/latest")
