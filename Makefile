@@ -12,7 +12,7 @@ SCENARIO ?= quick
 RUN ?= reports/latest
 ARGS ?=
 
-.PHONY: install test test-sqlite test-postgres bench run report baseline gate gate-ab gate-accuracy check-intervals lock check clean
+.PHONY: install test test-sqlite test-postgres bench run report baseline gate gate-ab gate-accuracy check-intervals cross-check lock check clean
 
 install: $(STAMP)
 
@@ -59,6 +59,12 @@ gate-ab: install
 
 gate-accuracy: install
 	$(VPY) runner.py gate-accuracy ci $(ARGS)
+
+# locust against wrk, back to back, on the no-I/O arms (wrk from Debian's packages).
+cross-check: install
+	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get install -y -q wrk >/dev/null; } \
+		|| { echo "cross-check needs wrk: apt-get install wrk"; exit 2; }
+	$(VPY) runner.py cross-check $(SCENARIO) $(ARGS)
 
 # A/A groups: how often a nominal 95% interval contains 1 (a benchmark, not a test).
 check-intervals: install

@@ -166,3 +166,12 @@ def test_pinning_one_side_pins_the_other_to_the_rest(
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: available)
     scenario = replace(SCENARIO, cpu=replace(SCENARIO.cpu, server=server, generator=generator))
     assert cpu_plan(scenario) == expected
+
+
+def test_servers_run_with_one_fixed_hash_seed_unless_the_caller_sets_one() -> None:
+    from asyncbench.execute.database import SERVER_HASH_SEED, django_env
+    from asyncbench.model import scenario as sc
+
+    s = sc.load("quick")
+    assert django_env(s, {})["PYTHONHASHSEED"] == SERVER_HASH_SEED
+    assert django_env(s, {"PYTHONHASHSEED": "7"})["PYTHONHASHSEED"] == "7"

@@ -17,11 +17,20 @@ from asyncbench.model.scenario import Scenario
 DEFAULT_SQLITE = ROOT / "var" / "bench.sqlite3"
 
 
+SERVER_HASH_SEED = "0"
+
+
 def django_env(scenario: Scenario, base_env: dict[str, str], root: Path = ROOT) -> dict[str, str]:
     env = dict(base_env)
     env["DJANGO_SETTINGS_MODULE"] = "bench_site.settings"
     env["PYTHONPATH"] = str(root)
     env["BENCH_DEBUG"] = "0"  # DEBUG is off in measured runs, whatever the caller's environment says
+    # Two processes of the same code differ by up to ~10% in throughput here
+    # depending on Python's string-hash seed (A/A pairs of one setup under two
+    # names read 0.89-0.96 in one run, 1.02-1.06 in another, 0.98-1.00 with the
+    # seed fixed). One fixed seed makes an arm one thing: a ratio then compares
+    # code, not two draws of the hash seed. A caller's own seed is kept.
+    env.setdefault("PYTHONHASHSEED", SERVER_HASH_SEED)
     env.pop("BENCH_DATABASE_URL", None)
     if scenario.database.engine == "postgres":
         env["BENCH_DATABASE_URL"] = scenario.database.url or "postgresql://postgres@127.0.0.1:5432/postgres"

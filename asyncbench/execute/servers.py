@@ -40,7 +40,9 @@ def setup_info(
     # what configures the site; not the upstream's URL (a fresh port every
     # run) nor the database URL (it may hold a password)
     shown_env = {
-        k: v for k, v in env.items() if k.startswith("BENCH_") and k not in ("BENCH_DATABASE_URL", "BENCH_UPSTREAM_URL")
+        k: v
+        for k, v in env.items()
+        if (k.startswith("BENCH_") and k not in ("BENCH_DATABASE_URL", "BENCH_UPSTREAM_URL")) or k == "PYTHONHASHSEED"
     }
     notes = spec.notes + ("; plus one sync-only middleware (BENCH_SYNC_MIDDLEWARE=1)" if config.sync_middleware else "")
     return SetupInfo(

@@ -131,7 +131,7 @@ def summarize(cell: Cell) -> CellSummary:
         repeats=len(reps),
         blocks=len({r.block if r.block is not None else r.index for r in reps}),
         rps=fmean(rps) if rps else None,
-        rps_lo=ci.lo if ci else None,
+        rps_lo=max(0.0, ci.lo) if ci else None,  # a throughput is never below 0, however few the slices
         rps_hi=ci.hi if ci else None,
         rps_min=min(rps) if rps else None,
         rps_max=max(rps) if rps else None,
