@@ -9,10 +9,13 @@ first (the previous arm's leftovers, a warm cache, fall on every arm alike).
 
 from __future__ import annotations
 
+import math
 import random
-from dataclasses import dataclass, replace
+import time
+from dataclasses import dataclass, field, replace
 
 from asyncbench.execute.plan import Planned
+from asyncbench.model.results import GroupRecord
 from asyncbench.model.scenario import LoadConfig, Scenario
 from asyncbench.model.summary import ParamsKey, params_label
 from bench_site.registry import WORKLOADS
@@ -96,3 +99,30 @@ def planned_wall_s(scenario: Scenario, gs: list[Group]) -> tuple[float, float]:
     if load.budget_s > 0:
         most = max(least, min(most, load.budget_s))
     return SETUP_S + least, SETUP_S + most
+
+
+@dataclass
+class GroupState:
+    """A group in progress: enough to record it however the run ends."""
+
+    group: Group
+    budget_s: float
+    precision_target: float
+    t0: float = field(default_factory=time.monotonic)
+    blocks: int = 0
+    precision: float | None = None
+
+    def record(self, stop_reason: str) -> GroupRecord:
+        return GroupRecord(
+            workload=self.group.workload,
+            users=self.group.users,
+            params=dict(self.group.params),
+            revision_pairs=any(a.revision for a in self.group.arms),
+            blocks=self.blocks,
+            elapsed_s=round(time.monotonic() - self.t0, 2),
+            budget_s=round(self.budget_s, 2),
+            precision_target=self.precision_target,
+            # inf (a ratio with no interval yet) is recorded as "not reached at all"
+            precision_achieved=round(self.precision, 5) if self.precision not in (None, math.inf) else None,
+            stop_reason=stop_reason,
+        )

@@ -20,39 +20,27 @@ The phases live beside this module: groups (blocks, order, budgets), plan
 
 from __future__ import annotations
 
-import math
 import os
 import time
 from collections.abc import Callable
 from contextlib import ExitStack
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from asyncbench.execute import ROOT, environment
-from asyncbench.execute.checks import (
-    References,
-    WindowProbe,
-    cell_flags,
-    check_body,
-    error_flags,
-    make_repeat,
-    repeat_flags,
-)
 from asyncbench.execute.database import database_info, django_env, prepare_database
-from asyncbench.execute.groups import Group, block_s, budget_for, groups, planned_wall_s
+from asyncbench.execute.groups import Group, GroupState, block_s, budget_for, groups, planned_wall_s
 from asyncbench.execute.load import LoadGenerator
-from asyncbench.execute.monitor import CoreMonitor, TreeMonitor, WindowUsage
+from asyncbench.execute.monitor import CoreMonitor, TreeMonitor
 from asyncbench.execute.plan import Planned, cpu_plan
-from asyncbench.execute.processes import LOOPBACK, PortInUseError, ProcessError, check_port_free
-from asyncbench.execute.servers import Drain, Server, drain_server, start_server, stop_server
-from asyncbench.execute.setups import SetupConfig
+from asyncbench.execute.processes import LOOPBACK, check_port_free
+from asyncbench.execute.servers import stop_server
+from asyncbench.execute.slices import RunContext, measure_slice
 from asyncbench.execute.upstream import measure_ceiling, upstream
 from asyncbench.model import results
-from asyncbench.model.histogram import Histogram
 from asyncbench.model.machine import Ceiling, Environment
-from asyncbench.model.results import Cell, GroupRecord, Run
+from asyncbench.model.results import GroupRecord, Run
 from asyncbench.model.scenario import Scenario
 from asyncbench.render.progress import Progress
 from bench_site.registry import VARIANTS
@@ -143,7 +131,7 @@ def run_scenario(
     results.save_run(run, run_dir)
     update_latest(reports_dir, run_dir)
 
-    ctx = _RunContext(
+    ctx = RunContext(
         scenario=scenario,
         env=env,
         revisions=revisions,
@@ -290,36 +278,9 @@ def _new_run(
     )
 
 
-@dataclass
-class _GroupState:
-    """A group in progress: enough to record it however the run ends."""
-
-    group: Group
-    budget_s: float
-    precision_target: float
-    t0: float = field(default_factory=time.monotonic)
-    blocks: int = 0
-    precision: float | None = None
-
-    def record(self, stop_reason: str) -> GroupRecord:
-        return GroupRecord(
-            workload=self.group.workload,
-            users=self.group.users,
-            params=dict(self.group.params),
-            revision_pairs=any(a.revision for a in self.group.arms),
-            blocks=self.blocks,
-            elapsed_s=round(time.monotonic() - self.t0, 2),
-            budget_s=round(self.budget_s, 2),
-            precision_target=self.precision_target,
-            # inf (a ratio with no interval yet) is recorded as "not reached at all"
-            precision_achieved=round(self.precision, 5) if self.precision not in (None, math.inf) else None,
-            stop_reason=stop_reason,
-        )
-
-
 def _run_group(
     group: Group,
-    ctx: _RunContext,
+    ctx: RunContext,
     *,
     gen: LoadGenerator,
     ceiling: float | None,
@@ -333,14 +294,14 @@ def _run_group(
     from asyncbench.analysis.precision import chosen_arms, group_ratios, widest_precision
 
     load = ctx.scenario.load
-    state = ctx.group = _GroupState(group, budget_s, load.precision)
+    state = ctx.group = GroupState(group, budget_s, load.precision)
     stop = "max_blocks"
     active = {a.cell_id for a in group.arms}
     while state.blocks < load.max_blocks:
         t_block = time.monotonic()
         for arm in group.order(ctx.scenario.name, state.blocks):
             if arm.cell_id in active:
-                _measure_one(arm, ctx, gen, ceiling)
+                measure_slice(arm, ctx, gen, ceiling)
         state.blocks += 1
         save()
         cells = [ctx.cells[a.cell_id] for a in group.arms if a.cell_id in ctx.cells]
@@ -379,164 +340,3 @@ def _run_group(
 def _has_pairs(group: Group) -> bool:
     kinds = {VARIANTS[a.variant].kind for a in group.arms}
     return len(kinds) > 1
-
-
-@dataclass
-class _RunContext:
-    """The state of a run in progress: servers, cells measured so far, references."""
-
-    scenario: Scenario
-    env: dict[str, str]
-    revisions: dict[str, Path]
-    arm_env: dict[str, dict[str, str]]
-    log_dir: Path
-    server_cpus: tuple[int, ...]
-    progress: Progress
-    upstream_monitor: TreeMonitor | None
-    cores: CoreMonitor
-    port_base: int | None = None
-    servers: dict[tuple[str, str], Server] = field(default_factory=dict)
-    start_errors: dict[tuple[str, str], str] = field(default_factory=dict)
-    cells: dict[tuple[Any, ...], Cell] = field(default_factory=dict)
-    references: References = field(default_factory=dict)
-    group: _GroupState | None = None  # the group being measured
-    last_drain: dict[tuple[str, str], Drain] = field(default_factory=dict)  # per (setup, revision)
-
-    def start(self, config: SetupConfig, rev: str) -> Server | None:
-        root = self.revisions[rev]
-        port = None
-        if self.port_base is not None:
-            # consecutive ports from --port-base, one per setup and revision, stable across restarts
-            slots = [(c.name, r) for c in self.scenario.setups for r in self.revisions]
-            port = self.port_base + slots.index((config.name, rev))
-        try:
-            srv = start_server(
-                config,
-                revision=rev,
-                root=root,
-                env={**django_env(self.scenario, self.env, root), **self.arm_env.get(rev, {})},
-                cpus=self.server_cpus,
-                log_dir=self.log_dir,
-                port=port,
-            )
-        except PortInUseError:
-            raise
-        except ProcessError as exc:
-            self.start_errors[(config.name, rev)] = str(exc).splitlines()[0]
-            self.progress.note(f"setup {config.name} failed to start: {exc}")
-            return None
-        self.servers[(config.name, rev)] = srv
-        return srv
-
-    def running(self, item: Planned) -> tuple[Server | None, bool]:
-        """The item's server, restarted if it died; and whether it was restarted."""
-        key = (item.setup, item.revision)
-        server = self.servers.get(key)
-        if server is None or server.proc.alive():
-            return server, False
-        # A crashed server is restarted for the measurements after it; the
-        # crash is flagged on the measurement that saw it.
-        self.progress.note(f"{item.setup} died; restarting it")
-        stop_server(server)
-        del self.servers[key]
-        return self.start(server.config, item.revision), True
-
-    def fail(self, item: Planned, cell: Cell, message: str, shown: str) -> None:
-        self.cells[item.cell_id] = replace(cell, status="error", error=message, flags=error_flags(message))
-        self.progress.finish(item.label, shown)
-
-
-def _measure_one(item: Planned, ctx: _RunContext, gen: LoadGenerator, ceiling: float | None) -> None:
-    scenario, progress = ctx.scenario, ctx.progress
-    cell = ctx.cells.get(item.cell_id) or Cell(
-        setup=item.setup,
-        workload=item.workload,
-        variant=item.variant,
-        kind=VARIANTS[item.variant].kind,
-        users=item.users,
-        path=item.path,
-        params=dict(item.params),
-        revision=item.revision,
-    )
-    progress.start(item.label)
-    if cell.status == "error":
-        ctx.cells[item.cell_id] = cell
-        progress.finish(item.label, f"skipped ({cell.error})")
-        return
-
-    server, restarted = ctx.running(item)
-    if server is None:
-        why = ctx.start_errors.get((item.setup, item.revision), "see logs/")
-        ctx.fail(item, cell, f"setup {item.setup} is not running: {why}", "error: server not running")
-        return
-    if not cell.repeats or restarted:
-        problem = check_body(item, server.port, ctx.references)
-        if problem:
-            ctx.fail(item, cell, problem, f"error: {problem}")
-            return
-
-    load = scenario.load
-    window: dict[str, Any] = {}
-    upstream_monitor = ctx.upstream_monitor
-
-    def on_start() -> None:
-        server.monitor.begin()
-        if upstream_monitor is not None:
-            upstream_monitor.begin()
-        ctx.cores.begin()
-        window["open"] = True
-
-    def on_end() -> None:
-        window["server"] = server.monitor.end()
-        window["upstream"] = upstream_monitor.end() if upstream_monitor is not None else None
-        window["cores"] = ctx.cores.end()
-
-    try:
-        # A slice: settle, then a window of window_s, run on (at most to
-        # max_window_s) until users completed min_requests_per_user requests.
-        m = gen.measure(
-            host=server.base_url,
-            path=item.path,
-            users=item.users,
-            warmup_s=load.settle_s,
-            min_s=load.window_s,
-            max_s=load.window_s,
-            slow_max_s=load.max_window_s,
-            target_rse=0.0,
-            min_requests_per_user=load.min_requests_per_user,
-            on_window_start=on_start,
-            on_window_end=on_end,
-        )
-    except ProcessError as exc:
-        if window.get("open") and "server" not in window:
-            server.monitor.end()
-        ctx.fail(item, cell, str(exc), f"error: {exc}")
-        return
-    upstream_usage: WindowUsage | None = window.get("upstream")
-    probe = WindowProbe(
-        server=window["server"],
-        upstream_cpu_percent=upstream_usage.cpu_percent if upstream_usage else None,
-        generator_cores_busy_percent=window.get("cores"),
-        generator_cpus=ctx.cores.cpus,
-    )
-    # A drain that timed out flags the next slice on the same server, whichever arm it is.
-    key = (item.setup, item.revision)
-    found = repeat_flags(m, probe, item.users, scenario, ceiling, previous_drain=ctx.last_drain.get(key))
-    done = drain_server(server, load.drain_timeout_s)
-    ctx.last_drain[key] = done
-    rep = replace(make_repeat(len(cell.repeats), m, probe, found), drain_s=round(done.seconds, 3), block=item.repeat)
-    repeats = (*cell.repeats, rep)
-    merged = Histogram.from_dict(cell.histogram) if cell.histogram else Histogram()
-    merged.merge(m.histogram)
-    ctx.cells[item.cell_id] = replace(
-        cell, repeats=repeats, flags=tuple(cell_flags(repeats, scenario)), histogram=merged.to_dict()
-    )
-    fl = f"  [{', '.join(sorted({f.code for f in found}))}]" if found else ""
-    slow_drain = f" (drained {done.seconds:.1f} s)" if done.seconds > 1 else ""
-    if done.timed_out:
-        slow_drain = f" (drain timed out after {done.seconds:.1f} s: the next slice here is flagged)"
-    progress.finish(
-        item.label,
-        f"{rep.throughput_rps:,.1f} req/s, p50 {rep.latency.p50_ms:.2f} ms, "
-        f"p99 {rep.latency.p99_ms:.2f} ms{fl}{slow_drain}",
-    )
