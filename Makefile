@@ -12,7 +12,7 @@ SCENARIO ?= quick
 RUN ?= reports/latest
 ARGS ?=
 
-.PHONY: install test test-sqlite test-postgres bench run report baseline gate gate-ab gate-accuracy check-intervals cross-check lock check clean
+.PHONY: install test test-sqlite test-postgres bench run report baseline gate gate-ab gate-baseline gate-accuracy check-intervals cross-check lock check clean
 
 install: $(STAMP)
 
@@ -51,14 +51,25 @@ report: install
 baseline: install
 	$(VPY) runner.py baseline run ci $(ARGS)
 
+# A/B in one job: base ($$BASE, else HEAD for a tree with changes, else HEAD~1) vs the working tree.
 gate: install
 	$(VPY) runner.py gate ci $(ARGS)
 
-gate-ab: install
-	$(VPY) runner.py gate ci --ab $${BASE:-HEAD~1} $(ARGS)
+gate-ab: gate
+
+# The stored-baseline mode (local use): compare with reports/baseline.json from `make baseline`.
+gate-baseline: install
+	$(VPY) runner.py gate ci --baseline reports/baseline.json $(ARGS)
 
 gate-accuracy: install
 	$(VPY) runner.py gate-accuracy ci $(ARGS)
+
+# Instructions per request under valgrind (callgrind), base vs working tree, in
+# process (no servers). valgrind from Debian's packages when missing (as root).
+gate-instructions: install
+	@command -v valgrind >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -q >/dev/null && apt-get install -y -q valgrind >/dev/null; } \
+		|| { echo "gate-instructions needs valgrind: apt-get install valgrind (as root)"; exit 2; }
+	$(VPY) runner.py gate-instructions ci $${BASE:+--base $$BASE} $(ARGS)
 
 # locust against wrk, back to back, on the no-I/O arms (wrk from Debian's packages).
 cross-check: install

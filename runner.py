@@ -141,10 +141,13 @@ def cmd_baseline_run(args: argparse.Namespace) -> int:
 def cmd_gate(args: argparse.Namespace) -> int:
     from asyncbench.commands import gate
 
-    if args.ab:
+    if args.baseline is None and args.current is None:
+        # the default: A/B in one job against the base revision (--ab, $BASE,
+        # HEAD for a tree with changes, else HEAD~1)
         return gate.gate_ab(
             options=scenario_options(args),
             revision=args.ab,
+            head_env=_env_pairs(args.head_env),
             threshold=args.threshold,
             alpha=args.alpha,
             normalize=args.normalize,
@@ -152,7 +155,7 @@ def cmd_gate(args: argparse.Namespace) -> int:
         )
     return gate.gate(
         options=scenario_options(args),
-        baseline=Path(args.baseline),
+        baseline=Path(args.baseline or DEFAULT_BASELINE),
         current=_path(args.current),
         threshold=args.threshold,
         alpha=args.alpha,
@@ -165,6 +168,14 @@ def cmd_gate(args: argparse.Namespace) -> int:
 def cmd_gate_accuracy(args: argparse.Namespace) -> int:
     from asyncbench.commands import accuracy
 
+    if args.ab:
+        return accuracy.gate_accuracy_ab(
+            options=scenario_options(args),
+            rounds=args.rounds,
+            percents=tuple(args.percent),
+            middleware_us=args.middleware_us,
+            out=_path(args.out),
+        )
     return accuracy.gate_accuracy(
         options=scenario_options(args),
         pairs=args.pairs,
@@ -175,6 +186,31 @@ def cmd_gate_accuracy(args: argparse.Namespace) -> int:
         inject_workloads=args.inject_workloads,
         target=args.target,
         normalize=args.normalize,
+    )
+
+
+def cmd_gate_instructions(args: argparse.Namespace) -> int:
+    from asyncbench.commands import instructions
+
+    return instructions.gate_instructions(
+        options=ScenarioOptions(
+            scenario=args.scenario,
+            overrides=Overrides(workloads=_tuple(args.workloads)),
+            server_env=_env_pairs(args.server_env),
+            reports_dir=Path(args.reports_dir),
+            command=("python", "runner.py", *sys.argv[1:]),
+        ),
+        base=args.base,
+        base_tree=_path(args.base_tree),
+        head_env=_env_pairs(args.head_env),
+        threshold=args.threshold,
+        runs=args.runs,
+        requests=args.requests,
+        warmup=args.warmup,
+        jobs=args.jobs,
+        handlers=tuple(args.handlers),
+        views=args.views,
+        summary=_path(args.summary),
     )
 
 
@@ -267,12 +303,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-report", action="store_true")
     p.set_defaults(func=cmd_baseline_run)
 
-    p = sub.add_parser("gate", help="compare a run with the baseline; exit 0 ok, 1 regression, 2 invalid")
+    p = sub.add_parser(
+        "gate",
+        help="A/B in one job (default) or against a stored baseline; exit 0 ok, 1 regression, 2 invalid",
+        description=(
+            "By default, measure a base revision and the working tree in one job, each arm's base and head "
+            "in the same windows, and compare head with base. The base is --ab REV, else $BASE, else HEAD "
+            "when the tree has changes, else HEAD~1. --baseline FILE (or --current RUN) compares with a "
+            "stored baseline instead (local use: a baseline from another machine is refused)."
+        ),
+    )
     _add_scenario_options(p, "ci")
-    p.add_argument("--baseline", default=str(DEFAULT_BASELINE), help="baseline results file")
-    p.add_argument("--current", help="compare this existing run instead of measuring")
     p.add_argument(
-        "--ab", metavar="REV", help="A/B in one job: measure git revision REV and the working tree interleaved"
+        "--baseline",
+        help=f"stored-baseline mode: compare with this results file (make baseline writes {DEFAULT_BASELINE})",
+    )
+    p.add_argument("--current", help="stored-baseline mode: compare this existing run instead of measuring")
+    p.add_argument("--ab", metavar="REV", help="the base revision of the A/B mode (default: $BASE, HEAD, HEAD~1)")
+    p.add_argument(
+        "--head-env",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="A/B mode: extra environment for head's servers only (e.g. BENCH_INJECT_CPU_US=200)",
     )
     p.add_argument("--threshold", type=float, help="practical threshold (fraction, default from scenario or 0.10)")
     p.add_argument("--alpha", type=float, help="family-wise significance level (default 0.05)")
@@ -306,7 +359,45 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--inject-workloads", help="comma list for BENCH_INJECT_WORKLOADS (default: noio)")
     p.add_argument("--target", help="cell key the injected slowdown is sized for")
     p.add_argument("--normalize", choices=["none", "calibration", "async-sync-ratio"])
+    p.add_argument(
+        "--ab",
+        action="store_true",
+        help="the default gate's accuracy: rounds of real A/B runs (A/A, and CPU injected into head per --percent)",
+    )
+    p.add_argument("--rounds", type=int, default=5, help="--ab: rounds (each: one A/A run and one run per level)")
+    p.add_argument("--percent", type=_ints, default=[5, 10], help="--ab: injected CPU per request, percent")
+    p.add_argument(
+        "--middleware-us",
+        type=int,
+        help="--ab: also, per round, a head tree with a middleware of its own burning this many µs per request",
+    )
     p.set_defaults(func=cmd_gate_accuracy)
+
+    p = sub.add_parser(
+        "gate-instructions",
+        help="base vs working tree by instructions per request under valgrind (callgrind), in process; "
+        "exit 0 ok, 1 regression, 2 invalid",
+    )
+    p.add_argument("scenario", nargs="?", default="ci", help="scenario whose views are gated (default: ci)")
+    p.add_argument(
+        "--base", metavar="REV", help="base revision (default: $BASE, else HEAD if the tree has changes, else HEAD~1)"
+    )
+    p.add_argument("--base-tree", metavar="DIR", help="measure this source tree as the base instead of a revision")
+    p.add_argument("--workloads", type=_csv, help="comma-separated workloads instead of the scenario's")
+    p.add_argument(
+        "--views", type=_csv, help="only these, e.g. noio/sync@wsgi,noio/async@asgi (or noio/sync: both handlers)"
+    )
+    p.add_argument("--handlers", type=_csv, default=["wsgi", "asgi"], help="wsgi,asgi (default both)")
+    p.add_argument("--threshold", type=float, help="fraction (default: gate.instructions_threshold, else 0.01)")
+    p.add_argument("--runs", type=int, default=3, help="identical runs per side, interleaved (default 3)")
+    p.add_argument("--requests", type=int, default=50, help="measured requests per view and handler (default 50)")
+    p.add_argument("--warmup", type=int, default=20, help="uncounted requests before each (default 20)")
+    p.add_argument("--jobs", type=int, default=2, help="valgrind runs at once (default 2)")
+    p.add_argument("--server-env", action="append", metavar="KEY=VALUE", help="extra environment for both sides")
+    p.add_argument("--head-env", action="append", metavar="KEY=VALUE", help="extra environment for head only")
+    p.add_argument("--reports-dir", default=str(REPORTS), help="where run folders go (default: reports/)")
+    p.add_argument("--summary", metavar="FILE", help="append the Markdown summary here (e.g. $GITHUB_STEP_SUMMARY)")
+    p.set_defaults(func=cmd_gate_instructions)
     return parser
 
 

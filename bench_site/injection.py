@@ -30,27 +30,47 @@ def burn_cpu_us(microseconds: int) -> None:
             spins += 1
 
 
+def burn_loops(iterations: int) -> int:
+    """Run `iterations` rounds of a fixed pure-Python loop.
+
+    The instruction-count gate's knob: unlike `burn_cpu_us`, which spins on a
+    clock, this executes the same instructions every time, so under callgrind
+    it adds an exact, repeatable count per request (about 610 instructions per
+    iteration with CPython 3.12 here; see the README's instruction-count gate).
+    """
+    total = 0
+    for i in range(iterations):
+        total += i & 7
+    return total
+
+
 @dataclass(frozen=True)
 class Injection:
     cpu_us: int = 0
     delay_ms: int = 0
     # Empty: every workload.
     workloads: frozenset[str] = frozenset()
+    # A fixed number of pure-Python loop iterations (deterministic work).
+    loops: int = 0
 
     @property
     def active(self) -> bool:
-        return self.cpu_us > 0 or self.delay_ms > 0
+        return self.cpu_us > 0 or self.delay_ms > 0 or self.loops > 0
 
     def applies_to(self, workload: str) -> bool:
         return self.active and (not self.workloads or workload in self.workloads)
 
     def apply_sync(self) -> None:
+        if self.loops:
+            burn_loops(self.loops)
         if self.cpu_us:
             burn_cpu_us(self.cpu_us)
         if self.delay_ms:
             time.sleep(self.delay_ms / 1000)
 
     async def apply_async(self) -> None:
+        if self.loops:
+            burn_loops(self.loops)
         if self.cpu_us:
             burn_cpu_us(self.cpu_us)
         if self.delay_ms:
@@ -62,4 +82,5 @@ def injection_from_settings() -> Injection:
         cpu_us=settings.BENCH_INJECT_CPU_US,
         delay_ms=settings.BENCH_INJECT_DELAY_MS,
         workloads=frozenset(settings.BENCH_INJECT_WORKLOADS),
+        loops=settings.BENCH_INJECT_LOOPS,
     )

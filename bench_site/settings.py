@@ -205,6 +205,10 @@ BENCH_STREAM_CHUNKS = _env_int("BENCH_STREAM_CHUNKS", 16, minimum=1, maximum=10_
 # same in sync and async twins, to prove the gate catches a slowdown.
 BENCH_INJECT_CPU_US = _env_int("BENCH_INJECT_CPU_US", 0, minimum=0, maximum=10_000_000)
 BENCH_INJECT_DELAY_MS = _env_int("BENCH_INJECT_DELAY_MS", 0, minimum=0, maximum=60_000)
+# A fixed number of pure-Python loop iterations: the same instructions every
+# time, for the instruction-count gate (BENCH_INJECT_CPU_US spins on a clock,
+# so its instruction count varies with the machine and under valgrind).
+BENCH_INJECT_LOOPS = _env_int("BENCH_INJECT_LOOPS", 0, minimum=0, maximum=1_000_000_000)
 BENCH_INJECT_WORKLOADS = tuple(
     name.strip() for name in _env_str("BENCH_INJECT_WORKLOADS", "").split(",") if name.strip()
 )

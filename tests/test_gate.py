@@ -567,3 +567,62 @@ def test_tied_percentiles_that_cannot_reach_the_level_make_the_comparison_invali
     result = compare(base, cur, metrics=["p99"])
     assert result.exit_code == decide.EXIT_INVALID
     assert any("and their ties the smallest reachable p is 0.5" in r for r in result.reasons), result.reasons
+
+
+# ------------------------------------------------------------ A/B: base and head paired by block
+
+
+def _paired_run(head_factor: Sequence[float], base_noise: Sequence[float]) -> Run:
+    """An A/B run of one arm: per block, base's CPU per request moves with the
+    machine (base_noise); head's is base's times head_factor of that block."""
+    base_reps, head_reps = [], []
+    for i, (noise, f) in enumerate(zip(base_noise, head_factor, strict=True)):
+        b = make_cell("uvicorn", "noio", "sync", 8, [100.0], cpu_ms_per_request=1.0 * noise).repeats[0]
+        h = make_cell("uvicorn", "noio", "sync", 8, [100.0], cpu_ms_per_request=1.0 * noise * f).repeats[0]
+        base_reps.append(replace(b, index=i, block=i))
+        head_reps.append(replace(h, index=i, block=i))
+    base = replace(make_cell("uvicorn", "noio", "sync", 8, [100.0], revision="base"), repeats=tuple(base_reps))
+    head = replace(make_cell("uvicorn", "noio", "sync", 8, [100.0], revision="head"), repeats=tuple(head_reps))
+    resolved = {"gate": {"metrics": ["cpu_per_request"], "thresholds": {"cpu_per_request": 0.03}, "min_repeats": 8}}
+    return make_run([base, head], scenario_resolved=resolved)
+
+
+def test_ab_pairs_slices_by_block_so_machine_speed_cancels() -> None:
+    """The machine's speed moves ±20% between blocks, head is 5% dearer in
+    every block: unpaired, that is noise; paired, a clear regression."""
+    rng = random.Random(7)
+    noise = [1 + rng.uniform(-0.2, 0.2) for _ in range(10)]
+    factor = [1.05 * (1 + rng.uniform(-0.01, 0.01)) for _ in range(10)]
+    result = compare(_paired_run(factor, noise))
+    (c,) = result.comparisons
+    assert result.exit_code == decide.EXIT_REGRESSION, result.reasons
+    assert c.verdict == "regression"
+    assert c.ratio == pytest.approx(1.05, abs=0.01)
+    assert c.ci_low is not None and c.ci_high is not None and c.ci_low > 1.03 and c.ci_high < 1.07
+
+
+def test_ab_paired_aa_passes_and_a_change_below_threshold_is_not_a_regression() -> None:
+    rng = random.Random(8)
+    noise = [1 + rng.uniform(-0.2, 0.2) for _ in range(10)]
+    same = [1 + rng.uniform(-0.02, 0.02) for _ in range(10)]
+    assert compare(_paired_run(same, noise)).exit_code == decide.EXIT_OK
+    small = [1.015 * (1 + rng.uniform(-0.002, 0.002)) for _ in range(10)]
+    result = compare(_paired_run(small, noise))
+    assert result.exit_code == decide.EXIT_OK
+    assert result.comparisons[0].verdict == "below threshold"  # significant, under 3%
+
+
+def test_ab_paired_needs_min_repeats_blocks() -> None:
+    result = compare(_paired_run([1.0] * 5, [1.0] * 5))
+    assert result.exit_code == decide.EXIT_INVALID
+    assert any("5 block(s) with both base and head" in r for r in result.reasons)
+
+
+def test_paired_test_p_values_and_interval() -> None:
+    logs = [0.05, 0.06, 0.04, 0.05, 0.055, 0.045]
+    p_worse, p_better, (lo, hi) = decide.paired_test(logs, higher_is_better=False)
+    assert p_worse < 1e-4 and p_better > 0.999
+    assert lo < 1.05 < hi
+    # throughput: a higher head is better, so the same logs are an improvement
+    p_worse_t, p_better_t, _ = decide.paired_test(logs, higher_is_better=True)
+    assert p_worse_t == pytest.approx(p_better) and p_better_t == pytest.approx(p_worse)

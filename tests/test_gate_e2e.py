@@ -172,3 +172,90 @@ def test_missing_baseline_says_how_to_make_one(tmp_path):
     assert done.returncode == 2, show(done)
     assert "no baseline" in done.stderr
     assert "make baseline" in done.stderr and "baseline save" in done.stderr
+
+
+# ---------------------------------------------------------------- the default: A/B in one job, fixed rate
+
+
+def ab_scenario(path: Path, db: Path, *, blocks: int = 6) -> Path:
+    """The ci scenario's method, small: open model at a fixed rate, base and
+    head in the same windows, servers restarted before every block."""
+    path.write_text(
+        'name = "gate-ab-e2e"\ndescription = "end-to-end A/B gate test"\n'
+        f"[load]\nusers = [4]\nmin_blocks = {blocks}\nmax_blocks = {blocks}\n"
+        "settle_s = 0.2\nwindow_s = 0.8\nmax_window_s = 0.8\ndrain_timeout_s = 5.0\n"
+        'rate_fraction = 0.3\narrival = "uniform"\nrestart = "block"\ninterleave = "run"\n'
+        '[[setups]]\nname = "uvicorn"\nworkers = 1\n'
+        '[workloads.noio]\nvariants = ["sync", "async"]\n'
+        f'[database]\nrows = 300\nsqlite_path = "{db}"\n'
+        '[gate]\nmetrics = ["cpu_per_request", "p50"]\n'
+        "thresholds = { cpu_per_request = 0.10, p50 = 0.25 }\nmin_repeats = 6\n"
+    )
+    return path
+
+
+@pytest.fixture(scope="module")
+def ab(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    d = tmp_path_factory.mktemp("gate-ab-e2e")
+    return {"dir": d, "toml": ab_scenario(d / "ab.toml", d / "db.sqlite3")}
+
+
+@pytest.mark.timeout(600)
+def test_ab_default_aa_passes_at_a_fixed_rate(ab):
+    """`gate` without --baseline is A/B in one job: HEAD's tree against the
+    working tree (the same views here), every arm's base and head in one window."""
+    reports = ab["dir"] / "aa"
+    done = cli("gate", str(ab["toml"]), "--ab", "HEAD", "--reports-dir", str(reports))
+    assert done.returncode == 0, show(done)
+    g = gate_json(reports)
+    assert g["mode"] == "revisions" and g["exit_code"] == 0, show(done)
+    assert {c["metric"] for c in g["comparisons"]} == {"cpu_per_request", "p50"}
+    run = load_run((reports / "latest").resolve())
+    (group,) = run.groups
+    assert group.rate_rps and group.rate_rps > 0 and "capacity" in group.rate_rule
+    for cell in run.cells:
+        assert len(cell.repeats) == 6, cell.key
+        for r in cell.repeats:
+            # open model: the asked rate, requests due in the window, none lost
+            assert r.target_rps == group.rate_rps
+            assert r.due and r.dropped == 0 and r.unfinished == 0
+            assert abs(r.requests - r.due) <= 1
+    # base and head of one arm were measured in the same window, block by block
+    base = {(c.variant): c for c in run.cells if c.revision == "base"}
+    head = {(c.variant): c for c in run.cells if c.revision == "head"}
+    for v in VARIANTS:
+        for rb, rh in zip(base[v].repeats, head[v].repeats, strict=True):
+            assert rb.block == rh.block
+            assert abs(rb.started_at - rh.started_at) < 0.05
+
+
+@pytest.mark.timeout(600)
+def test_ab_default_catches_cpu_injected_into_head(ab):
+    reports = ab["dir"] / "injected"
+    done = cli(
+        "gate",
+        str(ab["toml"]),
+        "--ab",
+        "HEAD",
+        "--reports-dir",
+        str(reports),
+        "--head-env",
+        "BENCH_INJECT_CPU_US=2000",
+    )
+    assert done.returncode == 1, show(done)
+    g = gate_json(reports)
+    regressed = {
+        c["key"] for c in g["comparisons"] if c["verdict"] == "regression" and c["metric"] == "cpu_per_request"
+    }
+    assert regressed == {f"uvicorn/noio/{v}/u4" for v in VARIANTS}, show(done)
+
+
+def test_environment_mismatch_is_refused(work, tmp_path):
+    """A baseline from another machine: exit 2, naming what differs."""
+    data = json.loads(Path(work["baseline"]).read_text())
+    data["environment"]["cpu_model"] = "Some Other CPU @ 9.9GHz"
+    other = tmp_path / "other-machine.json"
+    other.write_text(json.dumps(data))
+    done = cli("gate", "--baseline", str(other), "--current", str(work["baseline_run"]), timeout=120)
+    assert done.returncode == 2, show(done)
+    assert "CPU model differs" in done.stdout, show(done)

@@ -64,6 +64,15 @@ def with_(path, value):
         ),
         (with_(["database"], {"engine": "oracle"}), ["database.engine", "sqlite, postgres"]),
         (with_(["gate"], {"normalize": "magic"}), ["gate.normalize", "calibration"]),
+        (with_(["load", "arrival"], "bursty"), ["load.arrival", "'bursty'", "uniform, poisson"]),
+        (with_(["load", "restart"], "always"), ["load.restart", "never, block"]),
+        (with_(["load", "interleave"], "run"), ["load.interleave", "min_blocks = load.max_blocks"]),
+        (with_(["load", "interleave"], "cell"), ["load.interleave", "group, run"]),
+        (with_(["load", "rate_fraction"], 1.5), ["load.rate_fraction", "(0, 1)"]),
+        (
+            {**with_(["load", "rate"], 100), "load": {**GOOD["load"], "rate": 100, "rate_fraction": 0.2}},
+            ["load.rate and load.rate_fraction"],
+        ),
         (with_(["gate"], {"thresholds": {"p42": 0.1}}), ["gate.thresholds", "unknown metric 'p42'", "throughput"]),
     ],
 )

@@ -20,7 +20,13 @@ class Measured:
     interrupted: bool  # the run was stopped; its finished measurements are in run_dir
 
 
-def measure(options: ScenarioOptions, *, on_interrupt: str, revisions: dict[str, Path] | None = None) -> Measured:
+def measure(
+    options: ScenarioOptions,
+    *,
+    on_interrupt: str,
+    revisions: dict[str, Path] | None = None,
+    arm_env: dict[str, dict[str, str]] | None = None,
+) -> Measured:
     """Run the scenario. When interrupted, print `on_interrupt` (formatted
     with `run_dir`) to stderr and return the kept run marked interrupted."""
     scenario = load_scenario(options)
@@ -32,6 +38,7 @@ def measure(options: ScenarioOptions, *, on_interrupt: str, revisions: dict[str,
             server_env=dict(options.server_env),
             port_base=options.port_base,
             revisions=revisions,
+            arm_env=arm_env,
         )
     except RunInterrupted as exc:
         print(on_interrupt.format(run_dir=exc.run_dir), file=sys.stderr)

@@ -43,3 +43,66 @@ def gate_accuracy(
         return load_scenario(options)
 
     return int(accuracy.main(args, measure=None, load_scenario=load) or 0)
+
+
+def gate_accuracy_ab(
+    *,
+    options: ScenarioOptions,
+    rounds: int,
+    percents: tuple[int, ...],
+    middleware_us: int | None,
+    out: Path | None,
+) -> int:
+    """Rounds of real A/B runs of the default gate: A/A, injected levels,
+    optionally a middleware of its own in a head tree; prints the rates."""
+    from contextlib import ExitStack
+
+    from asyncbench.execute import ROOT
+    from asyncbench.execute.revisions import worktree
+    from asyncbench.execute.run import run_scenario
+    from asyncbench.gate.ab_accuracy import ab_accuracy, add_middleware
+    from asyncbench.gate.api import REVISION_BASE, REVISION_HEAD
+    from asyncbench.model.results import Run, load_run
+
+    scenario = load_scenario(options)
+    options.reports_dir.mkdir(parents=True, exist_ok=True)
+    target = out or options.reports_dir / "gate-accuracy-ab.json"
+
+    def measure(label: str, trees: dict[str, Path] | None, env: dict[str, dict[str, str]]) -> Run:
+        revisions = {REVISION_BASE: ROOT, REVISION_HEAD: ROOT, **(trees or {})}
+        run_dir = run_scenario(
+            scenario,
+            reports_dir=options.reports_dir,
+            command=[*options.command, f"# {label}"],
+            server_env=dict(options.server_env),
+            revisions=revisions,
+            arm_env=env,
+        )
+        return load_run(run_dir)
+
+    with ExitStack() as stack:
+        tree = None
+        if middleware_us:
+            tree = stack.enter_context(worktree("HEAD"))
+            add_middleware(tree, middleware_us)
+        summary = ab_accuracy(
+            measure,
+            rounds=rounds,
+            levels=tuple(p / 100 for p in percents),
+            middleware_us=middleware_us,
+            middleware_tree=tree,
+            out=target,
+        )
+    print(
+        f"\nA/A: {summary['aa']['passed']} of {summary['aa']['trials']} passed "
+        f"({summary['aa']['hits']} false alarms, {summary['aa']['invalid']} invalid)"
+    )
+    for level, t in summary["levels"].items():
+        print(f"injected {level}: detected {t['hits']} of {t['trials']} ({t['invalid']} invalid)")
+    if summary.get("middleware"):
+        m = summary["middleware"]
+        print(f"middleware {middleware_us} µs: detected {m['hits']} of {m['trials']} ({m['invalid']} invalid)")
+    for arm, d in summary["per_arm"].items():
+        print(f"  {arm}: {d['hits']}/{d['trials']} flagged, measured changes {d['changes']}")
+    print(f"results: {target}")
+    return 0

@@ -8,7 +8,7 @@ from pathlib import Path
 from asyncbench.commands._common import INTERRUPTED, INVALID, ScenarioOptions
 from asyncbench.commands._measure import measure
 from asyncbench.execute import ROOT
-from asyncbench.execute.revisions import RevisionError, worktree
+from asyncbench.execute.revisions import RevisionError, default_base, worktree
 from asyncbench.gate import GateResult, compare
 from asyncbench.gate.api import REVISION_BASE, REVISION_HEAD
 from asyncbench.model.results import ResultsError, Run, load_run
@@ -60,20 +60,24 @@ def gate(
 def gate_ab(
     *,
     options: ScenarioOptions,
-    revision: str,
+    revision: str | None,
+    head_env: dict[str, str] | None = None,
     threshold: float | None = None,
     alpha: float | None = None,
     normalize: str | None = None,
     summary: Path | None = None,
 ) -> int:
-    """A/B in one job: measure git revision `revision` and the working tree
-    interleaved, then compare head with base cell by cell."""
+    """A/B in one job: measure git revision `revision` (None: `default_base`)
+    and the working tree interleaved, then compare head with base arm by arm."""
     try:
+        revision = default_base(revision)
+        print(f"gate: A/B in one job, base {revision} vs the working tree", file=sys.stderr)
         with worktree(revision) as base_tree:
             measured = measure(
                 options,
                 on_interrupt="interrupted ({run_dir} kept)",
                 revisions={REVISION_BASE: base_tree, REVISION_HEAD: ROOT},
+                arm_env={REVISION_HEAD: dict(head_env)} if head_env else None,
             )
     except RevisionError as exc:
         print(f"error: {exc}", file=sys.stderr)

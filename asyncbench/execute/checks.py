@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import Any
 
 from asyncbench.analysis import stats
 from asyncbench.execute.load import Measurement
@@ -28,6 +29,8 @@ class WindowProbe:
     upstream_cpu_percent: float | None
     generator_cores_busy_percent: float | None
     generator_cpus: tuple[int, ...] = ()
+    # the server's CPUs as a whole (every server pinned there, in a window that loads several)
+    server_cpus_busy_percent: float | None = None
 
 
 def check_body(item: Planned, port: int, references: References) -> str | None:
@@ -84,6 +87,8 @@ def generator_flags(
     `ceiling` is (the generator's measured ceiling, the throughput from which a
     window counts as at the ceiling), both in req/s, or None when unmeasured.
     """
+    if m.open is not None:
+        return _open_generator_flags(m, limit)
     busy = probe.generator_cores_busy_percent
     ncpus = len(probe.generator_cpus) or 1
     locust_cpu = sum(m.driver_cpu_percents) if m.driver_cpu_percents else m.generator_cpu_percent
@@ -106,6 +111,27 @@ def generator_flags(
     elif ceiling is not None and m.throughput_rps >= ceiling[1]:
         rps, at = m.throughput_rps, ceiling[0]
         why = f"{rps:,.0f} req/s is {rps / at:.0%} of the generator's measured ceiling ({at:,.0f} req/s)"
+    else:
+        return []
+    return [Flag(flags.GENERATOR_BOUND, why)]
+
+
+# Open model: the generator sent late on average by more than this (ms).
+SEND_LAG_LIMIT_MS = 5.0
+
+
+def _open_generator_flags(m: Measurement, limit: float) -> list[Flag]:
+    """At a fixed rate the generator is the limit when it cannot keep its
+    schedule: its own CPU at the limit, or its median send later than
+    SEND_LAG_LIMIT_MS. How busy its CPUs were is recorded but not a flag here:
+    a late send is already in the latency (measured from the intended time),
+    and nothing else says the generator was short."""
+    assert m.open is not None
+    lag = float((m.open.get("send_lag") or {}).get("p50_ms") or 0.0)
+    if m.generator_cpu_percent >= limit:
+        why = f"locust used {m.generator_cpu_percent:.0f}% of a core (limit {limit:.0f}%)"
+    elif lag > SEND_LAG_LIMIT_MS:
+        why = f"the generator sent requests {lag:.1f} ms late (median; limit {SEND_LAG_LIMIT_MS:g} ms)"
     else:
         return []
     return [Flag(flags.GENERATOR_BOUND, why)]
@@ -165,8 +191,11 @@ def repeat_flags(
                 "this window started while the server still worked off that backlog",
             )
         )
+    if m.open is not None:
+        found.extend(open_model_flags(m, probe, load.window_s))
     # An outage explains too few requests: it is named instead.
-    if not causes and m.requests < load.min_requests_per_user * users:
+    few = m.requests < OPEN_MIN_REQUESTS if m.open is not None else m.requests < load.min_requests_per_user * users
+    if not causes and few:
         found.append(
             Flag(
                 flags.FEW_REQUESTS,
@@ -175,6 +204,40 @@ def repeat_flags(
             )
         )
     return found
+
+
+# Open model: below this many answers in a window its percentiles say little.
+OPEN_MIN_REQUESTS = 15
+# Open model: requests lost (dropped or unanswered) beyond this share of those due.
+RATE_LOSS_LIMIT = 0.01
+# Open model: the server's CPUs busier than this means the rate was not "well below capacity".
+NEAR_CAPACITY_PERCENT = 75.0
+
+
+def open_model_flags(m: Measurement, probe: WindowProbe, window_s: float) -> list[Flag]:
+    """rate-not-held and near-capacity, for a window at a fixed arrival rate."""
+    assert m.open is not None
+    out: list[Flag] = []
+    due = int(m.open.get("due") or 0)
+    lost = int(m.open.get("dropped") or 0) + int(m.open.get("unfinished") or 0)
+    if due and lost / due > RATE_LOSS_LIMIT:
+        out.append(
+            Flag(
+                flags.RATE_NOT_HELD,
+                f"{lost} of {due} requests due at {m.open.get('target_rps', 0):,.0f} req/s were dropped "
+                f"(no free connection: {m.open.get('dropped', 0)}) or unanswered ({m.open.get('unfinished', 0)})",
+            )
+        )
+    busy = probe.server_cpus_busy_percent
+    if busy is not None and busy >= NEAR_CAPACITY_PERCENT:
+        out.append(
+            Flag(
+                flags.NEAR_CAPACITY,
+                f"the server's CPUs were {busy:.0f}% busy at the fixed rate (limit {NEAR_CAPACITY_PERCENT:.0f}%): "
+                "latency includes queueing, CPU per request the cost of a loaded server",
+            )
+        )
+    return out
 
 
 def cell_flags(repeats: tuple[Repeat, ...], scenario: Scenario) -> list[Flag]:
@@ -236,4 +299,18 @@ def make_repeat(index: int, m: Measurement, probe: WindowProbe, found: list[Flag
         ),
         upstream_cpu_percent=None if probe.upstream_cpu_percent is None else round(probe.upstream_cpu_percent, 1),
         stop_reason=m.stop_reason,
+        **_open_fields(m),
     )
+
+
+def _open_fields(m: Measurement) -> dict[str, Any]:
+    if m.open is None:
+        return {}
+    lag = m.open.get("send_lag") or {}
+    return {
+        "target_rps": round(float(m.open["target_rps"]), 3),
+        "due": int(m.open["due"]),
+        "dropped": int(m.open["dropped"]),
+        "unfinished": int(m.open["unfinished"]),
+        "send_lag_p99_ms": lag.get("p99_ms"),
+    }

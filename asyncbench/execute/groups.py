@@ -46,6 +46,17 @@ class Group:
         random.Random(f"{scenario}/{self.label}/{block}").shuffle(arms)
         return arms
 
+    def units(self, scenario: str, block: int, *, joint: bool) -> list[list[Planned]]:
+        """What one block measures, in order: each arm alone, or with `joint`
+        the revisions of one setup x variant together (one window, interleaved)."""
+        arms = self.order(scenario, block)
+        if not joint:
+            return [[a] for a in arms]
+        units: dict[tuple[str, str], list[Planned]] = {}
+        for a in arms:
+            units.setdefault((a.setup, a.variant), []).append(a)
+        return list(units.values())
+
 
 def groups(scenario: Scenario, revisions: list[str]) -> list[Group]:
     out: list[Group] = []
@@ -111,6 +122,8 @@ class GroupState:
     t0: float = field(default_factory=time.monotonic)
     blocks: int = 0
     precision: float | None = None
+    rate: float | None = None  # open model: req/s per arm
+    rate_rule: str = ""
 
     def record(self, stop_reason: str) -> GroupRecord:
         return GroupRecord(
@@ -125,4 +138,6 @@ class GroupState:
             # inf (a ratio with no interval yet) is recorded as "not reached at all"
             precision_achieved=round(self.precision, 5) if self.precision not in (None, math.inf) else None,
             stop_reason=stop_reason,
+            rate_rps=self.rate,
+            rate_rule=self.rate_rule,
         )

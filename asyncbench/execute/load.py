@@ -39,6 +39,9 @@ class Measurement:
     generator_cpu_peak_percent: float
     stop_reason: str
     driver_cpu_percents: tuple[float, ...] = ()  # each driver's own CPU, percent of one core
+    # Open model only (a fixed arrival rate): target_rps, due, dropped,
+    # unfinished, send_lag {p50_ms, p99_ms, max_ms}; None for a closed loop.
+    open: dict[str, Any] | None = None
 
 
 class LoadGenerator:
@@ -134,12 +137,23 @@ class LoadGenerator:
         min_requests_per_user: int,
         on_window_start: Callable[[], None] | None = None,
         on_window_end: Callable[[], None] | None = None,
+        rate: float | None = None,
+        arrival: str = "uniform",
+        connections: int | None = None,
     ) -> Measurement:
-        # Split users across drivers as evenly as possible; drivers with no
-        # users sit this cell out.
+        """One window. With `rate` (req/s) the load is an open model at that
+        arrival rate over `min_s` (see openloop), split evenly across the
+        drivers, with `connections` (default `users`, at least 64) in the pool;
+        otherwise `users` closed-loop users."""
         n = len(self.drivers)
-        shares = [users // n + (1 if i < users % n else 0) for i in range(n)]
-        active = [(d, u) for d, u in zip(self.drivers, shares, strict=True) if u > 0]
+        if rate:
+            pool = connections or max(users, 64)
+            active = [(d, max(1, pool // n)) for d in self.drivers]
+        else:
+            # Split users across drivers as evenly as possible; drivers with no
+            # users sit this cell out.
+            shares = [users // n + (1 if i < users % n else 0) for i in range(n)]
+            active = [(d, u) for d, u in zip(self.drivers, shares, strict=True) if u > 0]
         for d, u in active:
             cmd = {
                 "op": "measure",
@@ -153,6 +167,8 @@ class LoadGenerator:
                 "target_rse": target_rse,
                 "min_requests_per_user": min_requests_per_user,
             }
+            if rate:
+                cmd.update(rate=rate / len(active), arrival=arrival, connections=u)
             assert d.proc is not None and d.proc.stdin is not None
             d.proc.stdin.write((json.dumps(cmd) + "\n").encode())
             d.proc.stdin.flush()
@@ -164,6 +180,43 @@ class LoadGenerator:
             self.restart()
             raise
         return _merge(results)
+
+    def measure_joint(
+        self,
+        *,
+        targets: list[tuple[str, str]],
+        rate: float,
+        arrival: str,
+        settle_s: float,
+        window_s: float,
+        connections: int,
+        on_window_start: Callable[[], None] | None = None,
+        on_window_end: Callable[[], None] | None = None,
+    ) -> list[Measurement]:
+        """Several arms in one open-model window, each at `rate` req/s, their
+        requests interleaved (see openloop): one Measurement per target, in order.
+        The rate is split evenly across the drivers; each loads every target."""
+        n = len(self.drivers)
+        for d in self.drivers:
+            cmd = {
+                "op": "measure",
+                "targets": [{"host": h, "path": p} for h, p in targets],
+                "rate": rate / n,
+                "arrival": arrival,
+                "connections": max(1, connections // n),
+                "warmup_s": settle_s,
+                "min_s": window_s,
+            }
+            assert d.proc is not None and d.proc.stdin is not None
+            d.proc.stdin.write((json.dumps(cmd) + "\n").encode())
+            d.proc.stdin.flush()
+        active = [(d, 0) for d in self.drivers]
+        try:
+            results = self._collect(active, settle_s + window_s + 60, on_window_start, on_window_end)
+        except ProcessError:
+            self.restart()
+            raise
+        return [_merge([r["parts"][i] for r in results]) for i in range(len(targets))]
 
     def _collect(
         self,
@@ -254,4 +307,19 @@ def _merge(results: list[dict[str, Any]]) -> Measurement:
         generator_cpu_peak_percent=max(r["generator_cpu_peak_percent"] for r in results),
         stop_reason=",".join(sorted({r["stop_reason"] for r in results})),
         driver_cpu_percents=tuple(r["generator_cpu_percent"] for r in results),
+        open=_merge_open([r["open"] for r in results if r.get("open")]),
     )
+
+
+def _merge_open(parts: list[dict[str, Any]]) -> dict[str, Any] | None:
+    if not parts:
+        return None
+    lag = [p["send_lag"] for p in parts]
+    return {
+        "target_rps": sum(p["target_rps"] for p in parts),
+        "due": sum(p["due"] for p in parts),
+        "dropped": sum(p["dropped"] for p in parts),
+        "unfinished": sum(p["unfinished"] for p in parts),
+        # the latest driver's: a pool is as late as its slowest member
+        "send_lag": {k: max(x[k] for x in lag) for k in ("p50_ms", "p99_ms", "max_ms")},
+    }

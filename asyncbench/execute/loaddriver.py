@@ -40,6 +40,7 @@ import gevent
 from locust.env import Environment
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from asyncbench.execute.openloop import DEFAULT_CONNECTIONS, OpenTally, lag_summary, measure_open
 from asyncbench.model.histogram import Histogram
 from locustfiles.causes import failure_kind
 from locustfiles.endpoint import EndpointUser
@@ -97,6 +98,8 @@ def _failure_kind(exc: BaseException) -> str:
 
 
 def measure(cmd: dict[str, Any], recorder: Recorder, emit: Any = None) -> dict[str, Any]:
+    if cmd.get("rate"):
+        return measure_at_rate(cmd, emit)
     host = cmd["host"]
     path = cmd["path"]
     users = int(cmd["users"])
@@ -198,6 +201,95 @@ def measure(cmd: dict[str, Any], recorder: Recorder, emit: Any = None) -> dict[s
         "generator_cpu_percent": 100.0 * cpu / duration if duration > 0 else 0.0,
         "generator_cpu_peak_percent": max(tick_cpu) if tick_cpu else 0.0,
         "tick_requests": ticks,
+    }
+
+
+def measure_at_rate(cmd: dict[str, Any], emit: Any = None) -> dict[str, Any]:
+    """Open model: a fixed arrival rate, latency from the intended send time (see openloop).
+
+    `targets` ([{host, path}, ...]) loads several arms in one window, each at
+    `rate`, their requests interleaved: the answer then has one result per
+    target under "parts". Without it, `host` and `path` are the one target.
+    """
+    rate = float(cmd["rate"])
+    settle_s = float(cmd.get("warmup_s", 0.5))
+    window_s = float(cmd.get("min_s", 1.0))
+    targets = [(t["host"], t["path"]) for t in cmd.get("targets") or [{"host": cmd["host"], "path": cmd["path"]}]]
+    marks: dict[str, float] = {}
+
+    def on_start() -> None:
+        marks["cpu0"], marks["wall0"] = time.process_time(), time.monotonic()
+        if emit is not None:
+            emit({"event": "window-start"})
+
+    def on_end() -> None:
+        marks["cpu1"], marks["wall1"] = time.process_time(), time.monotonic()
+        if emit is not None:
+            emit({"event": "window-end"})
+
+    tallies, started_at = measure_open(
+        targets=targets,
+        rate=rate,
+        arrival=str(cmd.get("arrival", "uniform")),
+        connections=int(cmd.get("connections") or DEFAULT_CONNECTIONS),
+        settle_s=settle_s,
+        window_s=window_s,
+        on_window_start=on_start,
+        on_window_end=on_end,
+    )
+    duration = max(marks["wall1"] - marks["wall0"], 1e-9)
+    # the generator's CPU is shared by the targets of one window
+    cpu_percent = 100.0 * (marks["cpu1"] - marks["cpu0"]) / duration
+    parts = [_open_result(t, rate, started_at, duration, settle_s, window_s, cpu_percent) for t in tallies]
+    if cmd.get("targets"):
+        return {"ok": True, "parts": parts}
+    return parts[0]
+
+
+def _open_result(  # noqa: PLR0917  one window's facts, all positional from one call site
+    tally: OpenTally, rate: float, started_at: float, duration: float, settle_s: float, window_s: float, cpu: float
+) -> dict[str, Any]:
+    series = []
+    for sec in range(int(window_s)):
+        sh = tally.seconds.get(sec)
+        series.append(
+            {
+                "t": float(sec),
+                "requests": sh.count if sh else 0,
+                "failures": tally.second_failures.get(sec, 0),
+                "p50_ms": _ms(sh.percentile(50)) if sh else None,
+                "p99_ms": _ms(sh.percentile(99)) if sh else None,
+            }
+        )
+    h = tally.hist
+    return {
+        "ok": True,
+        "started_at": started_at,
+        "duration_s": duration,
+        "warmup_s": settle_s,
+        "stop_reason": "rate",
+        "requests": tally.ok,
+        "failures": tally.failures,
+        "histogram": h.to_dict(),
+        "series": series,
+        "locust": {
+            "requests": float(tally.ok + sum(tally.failures.values())),
+            "failures": float(sum(tally.failures.values())),
+            "median_ms": _ms(h.percentile(50)) or 0.0,
+            "p99_ms": _ms(h.percentile(99)) or 0.0,
+            "avg_ms": (h.mean_us or 0.0) / 1000.0,
+            "rps": tally.ok / duration,
+        },
+        "generator_cpu_percent": cpu,
+        "generator_cpu_peak_percent": cpu,
+        "tick_requests": [],
+        "open": {
+            "target_rps": rate,
+            "due": tally.due,
+            "dropped": tally.dropped,
+            "unfinished": tally.unfinished,
+            "send_lag": lag_summary(tally.lags_us),
+        },
     }
 
 

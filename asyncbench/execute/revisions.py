@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -42,3 +43,21 @@ def worktree(revision: str, *, root: Path = ROOT) -> Iterator[Path]:
         yield path
     finally:
         _remove(path, root)
+
+
+def default_base(explicit: str | None = None, *, environ: Mapping[str, str] | None = None, root: Path = ROOT) -> str:
+    """The revision a head-vs-base comparison measures as the base.
+
+    `explicit` (--base) if given, else $BASE, else HEAD when the working tree
+    has changes (tracked or untracked, .gitignore respected: the tree is then
+    what is being proposed against HEAD), else HEAD~1 (a clean tree is HEAD
+    itself: compare it with its parent)."""
+    if explicit:
+        return explicit
+    env = os.environ if environ is None else environ
+    if env.get("BASE"):
+        return env["BASE"]
+    done = subprocess.run(["git", "status", "--porcelain"], cwd=root, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise RevisionError(f"git status failed in {root}: {done.stderr.strip()}")
+    return "HEAD" if done.stdout.strip() else "HEAD~1"

@@ -21,6 +21,7 @@ The phases live beside this module: groups (blocks, order, budgets), plan
 from __future__ import annotations
 
 import os
+import random
 import time
 from collections.abc import Callable
 from contextlib import ExitStack
@@ -35,8 +36,9 @@ from asyncbench.execute.load import LoadGenerator
 from asyncbench.execute.monitor import CoreMonitor, TreeMonitor
 from asyncbench.execute.plan import Planned, cpu_plan
 from asyncbench.execute.processes import LOOPBACK, check_port_free
+from asyncbench.execute.rates import choose_rate
 from asyncbench.execute.servers import stop_server
-from asyncbench.execute.slices import RunContext, measure_slice
+from asyncbench.execute.slices import RunContext, measure_joint, measure_slice
 from asyncbench.execute.upstream import measure_ceiling, upstream
 from asyncbench.model import results
 from asyncbench.model.machine import Ceiling, Environment
@@ -141,6 +143,7 @@ def run_scenario(
         progress=progress,
         upstream_monitor=None,
         cores=CoreMonitor(gen_cpus),
+        server_cores=CoreMonitor(server_cpus) if scenario.load.open_model else None,
         port_base=port_base,
     )
 
@@ -195,12 +198,15 @@ def run_scenario(
 
             # Every setup's server is up for the whole run (idle ones cost
             # nothing measurable), so setups can be interleaved like variants.
-            for config in scenario.setups:
-                for rev in revisions:
-                    progress.note(f"starting {config.name}{' (' + rev + ')' if rev else ''} ...")
-                    ctx.start(config, rev)
+            which = [(config, rev) for config in scenario.setups for rev in revisions]
+            progress.note("starting " + ", ".join(f"{c.name}{' (' + r + ')' if r else ''}" for c, r in which) + " ...")
+            ctx.start_many(which)
             save()
             t_measure = time.monotonic()
+            if scenario.load.interleave == "run":
+                records = _run_interleaved(gs, ctx, gen=gen, ceiling=ceiling.limit_rps, save=save)
+                run = replace(run, groups=(*run.groups, *records))
+                gs = []  # measured
             for i, group in enumerate(gs):
                 remaining = scenario.load.budget_s - (time.monotonic() - t_measure)
                 weights = [block_s(scenario.load, g, scenario.upstream.delay_ms) for g in gs[i:]]
@@ -212,6 +218,7 @@ def run_scenario(
         interrupted = True
         if ctx.group is not None:
             run = replace(run, groups=(*run.groups, ctx.group.record("interrupted")))
+        run = replace(run, groups=(*run.groups, *(g.record("interrupted") for g in ctx.interleaved)))
     finally:
         os.sched_setaffinity(0, own_affinity)
         run = replace(
@@ -297,15 +304,26 @@ def _run_group(
     state = ctx.group = GroupState(group, budget_s, load.precision)
     stop = "max_blocks"
     active = {a.cell_id for a in group.arms}
+    revisions = any(a.revision for a in group.arms)
+    if load.open_model:
+        state.rate, state.rate_rule = choose_rate(group, ctx, gen, ceiling, joint=revisions)
+        ctx.progress.note(f"  {group.label}: {state.rate_rule}")
     while state.blocks < load.max_blocks:
         t_block = time.monotonic()
-        for arm in group.order(ctx.scenario.name, state.blocks):
-            if arm.cell_id in active:
-                measure_slice(arm, ctx, gen, ceiling)
+        if load.restart == "block":
+            keys = sorted({(a.setup, a.revision) for a in group.arms})
+            ctx.restart(keys, random.Random(f"{ctx.scenario.name}/{group.label}/{state.blocks}/restart"))
+        for planned in group.units(ctx.scenario.name, state.blocks, joint=load.open_model and revisions):
+            unit = [arm for arm in planned if arm.cell_id in active]
+            if len(unit) > 1 and state.rate:
+                measure_joint(unit, ctx, gen, ceiling, state.rate)
+            elif unit:
+                measure_slice(unit[0], ctx, gen, ceiling, rate=state.rate)
         state.blocks += 1
         save()
         cells = [ctx.cells[a.cell_id] for a in group.arms if a.cell_id in ctx.cells]
-        if state.blocks == PILOT_BLOCKS:
+        # An A/B group keeps every arm: the gate compares each one.
+        if state.blocks == PILOT_BLOCKS and not revisions:
             # The pilot chose each ratio's arms; the others have told what they had to.
             chosen = chosen_arms(cells)
             if chosen:
@@ -335,6 +353,53 @@ def _run_group(
         ctx.progress.total += len(active)
     ctx.group = None
     return state.record(stop)
+
+
+def _run_interleaved(
+    gs: list[Group],
+    ctx: RunContext,
+    *,
+    gen: LoadGenerator,
+    ceiling: float | None,
+    save: Callable[[], None],
+) -> list[GroupRecord]:
+    """load.interleave = "run": each block measures every group's arms (the
+    groups in a random order), after one restart of the servers when
+    load.restart = "block". A fixed number of blocks (min_blocks = max_blocks,
+    checked by the scenario), as the gate wants; the budget can end it early."""
+    load = ctx.scenario.load
+    states = ctx.interleaved = [GroupState(g, load.budget_s, load.precision) for g in gs]
+    for state in states:
+        revisions = any(a.revision for a in state.group.arms)
+        if load.open_model:
+            state.rate, state.rate_rule = choose_rate(state.group, ctx, gen, ceiling, joint=revisions)
+            ctx.progress.note(f"  {state.group.label}: {state.rate_rule}")
+    keys = sorted({(a.setup, a.revision) for g in gs for a in g.arms})
+    t0 = time.monotonic()
+    stop = "max_blocks"
+    for block in range(load.max_blocks):
+        t_block = time.monotonic()
+        if load.restart == "block":
+            ctx.restart(keys, random.Random(f"{ctx.scenario.name}/run/{block}/restart"))
+        order = list(states)
+        random.Random(f"{ctx.scenario.name}/run/{block}/groups").shuffle(order)
+        for state in order:
+            group = state.group
+            joint = load.open_model and any(a.revision for a in group.arms)
+            for unit in group.units(ctx.scenario.name, block, joint=joint):
+                if len(unit) > 1 and state.rate:
+                    measure_joint(unit, ctx, gen, ceiling, state.rate)
+                else:
+                    measure_slice(unit[0], ctx, gen, ceiling, rate=state.rate)
+            state.blocks += 1
+        save()
+        now = time.monotonic()
+        ctx.progress.note(f"  block {block + 1} of {load.max_blocks} done ({now - t_block:.1f} s)")
+        if load.budget_s > 0 and block + 1 < load.max_blocks and (now - t0) + (now - t_block) > load.budget_s:
+            stop = "budget"
+            break
+    ctx.interleaved = []
+    return [s.record(stop) for s in states]
 
 
 def _has_pairs(group: Group) -> bool:

@@ -10,6 +10,7 @@ from asyncbench.execute.monitor import TreeMonitor
 from asyncbench.execute.processes import (
     LOOPBACK,
     ManagedProcess,
+    ProcessError,
     check_port_free,
     cpu_pinning_prefix,
     free_port,
@@ -61,6 +62,19 @@ def setup_info(
     )
 
 
+@dataclass(frozen=True)
+class ServerRequest:
+    """What start_servers needs to start one setup's server."""
+
+    config: SetupConfig
+    revision: str
+    root: Path
+    env: dict[str, str]
+    cpus: tuple[int, ...]
+    log_dir: Path
+    port: int | None = None
+
+
 def start_server(
     config: SetupConfig,
     *,
@@ -73,36 +87,81 @@ def start_server(
 ) -> Server:
     """Start a setup's server. An explicit port that is taken is an error
     naming it; by default the OS picks a free one."""
-    spec = config.spec
-    workers = config.workers or max(1, len(cpus) or 1)
-    if spec.max_workers is not None:
-        workers = min(workers, spec.max_workers)
-    if port is None:
-        port = free_port()
-    else:
-        check_port_free(port)
-    argv = spec.argv(LOOPBACK, port, workers, config.threads)
-    env = dict(env)
-    if config.sync_middleware:
-        env["BENCH_SYNC_MIDDLEWARE"] = "1"
-    label = f"{config.name}{'-' + revision if revision else ''}"
-    proc = ManagedProcess(
-        label,
-        [*cpu_pinning_prefix(cpus), *argv],
-        log_path=log_dir / f"server-{label}.log",
-        env=env,
-        cwd=root,
-        port=port,
-        health_path="/health",
-        ready_timeout=60,
-    )
-    proc.start()
-    try:
-        proc.wait_ready()
-    except BaseException:
-        proc.stop()
-        raise
-    return Server(config, revision, proc, port, TreeMonitor(proc.pid), setup_info(config, argv, env, cpus, workers))
+    started = start_servers([ServerRequest(config, revision, root, env, cpus, log_dir, port)])[0]
+    if isinstance(started, BaseException):
+        raise started
+    return started
+
+
+def start_servers(requests: list[ServerRequest]) -> list[Server | ProcessError]:
+    """Start several servers at once (launched together, then each awaited):
+    a block's restart costs one server's start-up, not the sum of them.
+    A server that fails to start comes back as its error; the others run."""
+    launched: list[tuple[ServerRequest, ManagedProcess, list[str], dict[str, str], int, int] | ProcessError] = []
+    for req in requests:
+        spec = req.config.spec
+        workers = req.config.workers or max(1, len(req.cpus) or 1)
+        if spec.max_workers is not None:
+            workers = min(workers, spec.max_workers)
+        if req.port is None:
+            port = free_port()
+        else:
+            check_port_free(req.port)
+            port = req.port
+        argv = spec.argv(LOOPBACK, port, workers, req.config.threads)
+        env = dict(req.env)
+        if req.config.sync_middleware:
+            env["BENCH_SYNC_MIDDLEWARE"] = "1"
+        label = f"{req.config.name}{'-' + req.revision if req.revision else ''}"
+        proc = ManagedProcess(
+            label,
+            [*cpu_pinning_prefix(req.cpus), *argv],
+            log_path=req.log_dir / f"server-{label}.log",
+            env=env,
+            cwd=req.root,
+            port=port,
+            health_path="/health",
+            ready_timeout=60,
+        )
+        try:
+            proc.start()
+        except ProcessError as exc:
+            launched.append(exc)
+            continue
+        launched.append((req, proc, argv, env, workers, port))
+    out: list[Server | ProcessError] = []
+    for i, item in enumerate(launched):
+        if isinstance(item, ProcessError):
+            out.append(item)
+            continue
+        req, proc, argv, env, workers, port = item
+        try:
+            proc.wait_ready()
+        except ProcessError as exc:
+            proc.stop()
+            out.append(exc)
+            continue
+        except BaseException:
+            # interrupted: stop this one and every one not yet handed out
+            proc.stop()
+            for later in launched[i + 1 :]:
+                if not isinstance(later, ProcessError):
+                    later[1].stop()
+            for done in out:
+                if isinstance(done, Server):
+                    stop_server(done)
+            raise
+        out.append(
+            Server(
+                req.config,
+                req.revision,
+                proc,
+                port,
+                TreeMonitor(proc.pid),
+                setup_info(req.config, argv, env, req.cpus, workers),
+            )
+        )
+    return out
 
 
 def stop_server(server: Server) -> None:

@@ -8,6 +8,7 @@ cell and its latencies merged into the cell's histogram.
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -23,11 +24,11 @@ from asyncbench.execute.checks import (
 )
 from asyncbench.execute.database import django_env
 from asyncbench.execute.groups import GroupState
-from asyncbench.execute.load import LoadGenerator
+from asyncbench.execute.load import LoadGenerator, Measurement
 from asyncbench.execute.monitor import CoreMonitor, TreeMonitor, WindowUsage
 from asyncbench.execute.plan import Planned
 from asyncbench.execute.processes import PortInUseError, ProcessError
-from asyncbench.execute.servers import Drain, Server, drain_server, start_server, stop_server
+from asyncbench.execute.servers import Drain, Server, ServerRequest, drain_server, start_servers, stop_server
 from asyncbench.execute.setups import SetupConfig
 from asyncbench.model.histogram import Histogram
 from asyncbench.model.results import Cell
@@ -55,33 +56,51 @@ class RunContext:
     cells: dict[tuple[Any, ...], Cell] = field(default_factory=dict)
     references: References = field(default_factory=dict)
     group: GroupState | None = None  # the group being measured: recorded if the run is interrupted
+    interleaved: list[GroupState] = field(default_factory=list)  # load.interleave = "run": every group at once
     last_drain: dict[tuple[str, str], Drain] = field(default_factory=dict)  # per (setup, revision)
+    server_cores: CoreMonitor | None = None  # the servers' CPUs as a whole
+    # (server key, cell) pairs whose body was checked on the server now running
+    checked: set[tuple[tuple[str, str], tuple[Any, ...]]] = field(default_factory=set)
 
-    def start(self, config: SetupConfig, rev: str) -> Server | None:
-        root = self.revisions[rev]
+    def _request(self, config: SetupConfig, rev: str) -> ServerRequest:
         port = None
         if self.port_base is not None:
             # consecutive ports from --port-base, one per setup and revision, stable across restarts
             slots = [(c.name, r) for c in self.scenario.setups for r in self.revisions]
             port = self.port_base + slots.index((config.name, rev))
-        try:
-            srv = start_server(
-                config,
-                revision=rev,
-                root=root,
-                env={**django_env(self.scenario, self.env, root), **self.arm_env.get(rev, {})},
-                cpus=self.server_cpus,
-                log_dir=self.log_dir,
-                port=port,
-            )
-        except PortInUseError:
-            raise
-        except ProcessError as exc:
-            self.start_errors[(config.name, rev)] = str(exc).splitlines()[0]
-            self.progress.note(f"setup {config.name} failed to start: {exc}")
-            return None
-        self.servers[(config.name, rev)] = srv
-        return srv
+        return ServerRequest(
+            config,
+            rev,
+            self.revisions[rev],
+            {
+                **django_env(self.scenario, self.env, self.revisions[rev]),
+                **self.arm_env.get(rev, {}),
+                # "rev@setup": this revision's server of that setup only
+                **self.arm_env.get(f"{rev}@{config.name}", {}),
+            },
+            self.server_cpus,
+            self.log_dir,
+            port,
+        )
+
+    def start(self, config: SetupConfig, rev: str) -> Server | None:
+        return self.start_many([(config, rev)])[0]
+
+    def start_many(self, which: list[tuple[SetupConfig, str]]) -> list[Server | None]:
+        """Start these servers together; a failure is noted and kept for the arms that need it."""
+        started = start_servers([self._request(config, rev) for config, rev in which])
+        out: list[Server | None] = []
+        for (config, rev), srv in zip(which, started, strict=True):
+            if isinstance(srv, PortInUseError):
+                raise srv
+            if isinstance(srv, ProcessError):
+                self.start_errors[(config.name, rev)] = str(srv).splitlines()[0]
+                self.progress.note(f"setup {config.name} failed to start: {srv}")
+                out.append(None)
+                continue
+            self.servers[(config.name, rev)] = srv
+            out.append(srv)
+        return out
 
     def running(self, item: Planned) -> tuple[Server | None, bool]:
         """The item's server, restarted if it died; and whether it was restarted."""
@@ -96,13 +115,29 @@ class RunContext:
         del self.servers[key]
         return self.start(server.config, item.revision), True
 
+    def restart(self, keys: list[tuple[str, str]], rng: random.Random) -> None:
+        """Stop these servers and start them afresh, in a random order: a new
+        process per block, so no arm keeps one process's lucky or unlucky
+        memory layout for a whole run."""
+        for key in keys:
+            old = self.servers.pop(key, None)
+            if old is not None:
+                stop_server(old)
+            self.last_drain.pop(key, None)
+        self.checked = {c for c in self.checked if c[0] not in keys}
+        configs = {c.name: c for c in self.scenario.setups}
+        order = list(keys)
+        rng.shuffle(order)
+        self.start_many([(configs[name], rev) for name, rev in order])
+
     def fail(self, item: Planned, cell: Cell, message: str, shown: str) -> None:
         self.cells[item.cell_id] = replace(cell, status="error", error=message, flags=error_flags(message))
         self.progress.finish(item.label, shown)
 
 
-def measure_slice(item: Planned, ctx: RunContext, gen: LoadGenerator, ceiling: float | None) -> None:
-    scenario, progress = ctx.scenario, ctx.progress
+def _prepare(item: Planned, ctx: RunContext) -> tuple[Cell, Server] | None:
+    """The arm's cell so far and its running server, its body checked when
+    needed; None (the cell filed as failed or skipped) when it cannot be measured."""
     cell = ctx.cells.get(item.cell_id) or Cell(
         setup=item.setup,
         workload=item.workload,
@@ -113,42 +148,39 @@ def measure_slice(item: Planned, ctx: RunContext, gen: LoadGenerator, ceiling: f
         params=dict(item.params),
         revision=item.revision,
     )
-    progress.start(item.label)
+    ctx.progress.start(item.label)
     if cell.status == "error":
         ctx.cells[item.cell_id] = cell
-        progress.finish(item.label, f"skipped ({cell.error})")
-        return
-
+        ctx.progress.finish(item.label, f"skipped ({cell.error})")
+        return None
     server, restarted = ctx.running(item)
     if server is None:
         why = ctx.start_errors.get((item.setup, item.revision), "see logs/")
         ctx.fail(item, cell, f"setup {item.setup} is not running: {why}", "error: server not running")
-        return
-    if not cell.repeats or restarted:
+        return None
+    key = (item.setup, item.revision)
+    if not cell.repeats or restarted or (key, item.cell_id) not in ctx.checked:
         problem = check_body(item, server.port, ctx.references)
         if problem:
             ctx.fail(item, cell, problem, f"error: {problem}")
-            return
+            return None
+        ctx.checked.add((key, item.cell_id))
+    return cell, server
 
-    load = scenario.load
-    window: dict[str, Any] = {}
-    upstream_monitor = ctx.upstream_monitor
 
-    def on_start() -> None:
-        server.monitor.begin()
-        if upstream_monitor is not None:
-            upstream_monitor.begin()
-        ctx.cores.begin()
-        window["open"] = True
-
-    def on_end() -> None:
-        window["server"] = server.monitor.end()
-        window["upstream"] = upstream_monitor.end() if upstream_monitor is not None else None
-        window["cores"] = ctx.cores.end()
-
+def measure_slice(
+    item: Planned, ctx: RunContext, gen: LoadGenerator, ceiling: float | None, rate: float | None = None
+) -> None:
+    """One slice of one arm: closed loop at `item.users`, or at `rate` req/s (open model)."""
+    ready = _prepare(item, ctx)
+    if ready is None:
+        return
+    cell, server = ready
+    load = ctx.scenario.load
+    window = _Window(ctx, [server])
     try:
-        # A slice: settle, then a window of window_s, run on (at most to
-        # max_window_s) until users completed min_requests_per_user requests.
+        # A slice: settle, then a window of window_s; closed loop, run on (at
+        # most to max_window_s) until users completed min_requests_per_user requests.
         m = gen.measure(
             host=server.base_url,
             path=item.path,
@@ -156,28 +188,113 @@ def measure_slice(item: Planned, ctx: RunContext, gen: LoadGenerator, ceiling: f
             warmup_s=load.settle_s,
             min_s=load.window_s,
             max_s=load.window_s,
-            slow_max_s=load.max_window_s,
+            slow_max_s=load.window_s if rate else load.max_window_s,
             target_rse=0.0,
             min_requests_per_user=load.min_requests_per_user,
-            on_window_start=on_start,
-            on_window_end=on_end,
+            on_window_start=window.start,
+            on_window_end=window.end,
+            rate=rate,
+            arrival=load.arrival,
+            connections=load.connections or None,
         )
     except ProcessError as exc:
-        if window.get("open") and "server" not in window:
-            server.monitor.end()
+        window.abandon()
         ctx.fail(item, cell, str(exc), f"error: {exc}")
         return
-    upstream_usage: WindowUsage | None = window.get("upstream")
-    probe = WindowProbe(
-        server=window["server"],
-        upstream_cpu_percent=upstream_usage.cpu_percent if upstream_usage else None,
-        generator_cores_busy_percent=window.get("cores"),
-        generator_cpus=ctx.cores.cpus,
-    )
+    _record(item, ctx, cell, server, m, probe=window.probe(0), ceiling=ceiling)
+
+
+def measure_joint(
+    items: list[Planned], ctx: RunContext, gen: LoadGenerator, ceiling: float | None, rate: float
+) -> None:
+    """One slice of several arms in one open-model window, each at `rate`, their
+    requests interleaved: base and head of an A/B run see the same machine at
+    the same moments, so its speed cancels out of their ratio."""
+    ready = [(item, _prepare(item, ctx)) for item in items]
+    live = [(item, r) for item, r in ready if r is not None]
+    if not live:
+        return
+    load = ctx.scenario.load
+    servers = [server for _, (_, server) in live]
+    window = _Window(ctx, servers)
+    try:
+        ms = gen.measure_joint(
+            targets=[(server.base_url, item.path) for item, (_, server) in live],
+            rate=rate,
+            arrival=load.arrival,
+            settle_s=load.settle_s,
+            window_s=load.window_s,
+            connections=load.connections or max(live[0][0].users, 64),
+            on_window_start=window.start,
+            on_window_end=window.end,
+        )
+    except ProcessError as exc:
+        window.abandon()
+        for item, (cell, _) in live:
+            ctx.fail(item, cell, str(exc), f"error: {exc}")
+        return
+    for i, ((item, (cell, server)), m) in enumerate(zip(live, ms, strict=True)):
+        _record(item, ctx, cell, server, m, probe=window.probe(i), ceiling=ceiling)
+
+
+class _Window:
+    """The monitors that bracket one measured window: each server's process
+    tree, the upstream, the generator's CPUs and the servers' CPUs."""
+
+    def __init__(self, ctx: RunContext, servers: list[Server]) -> None:
+        self.ctx = ctx
+        self.servers = servers
+        self.got: dict[str, Any] = {}
+
+    def start(self) -> None:
+        for server in self.servers:
+            server.monitor.begin()
+        if self.ctx.upstream_monitor is not None:
+            self.ctx.upstream_monitor.begin()
+        self.ctx.cores.begin()
+        if self.ctx.server_cores is not None:
+            self.ctx.server_cores.begin()
+        self.got["open"] = True
+
+    def end(self) -> None:
+        self.got["server"] = [server.monitor.end() for server in self.servers]
+        up = self.ctx.upstream_monitor
+        self.got["upstream"] = up.end() if up is not None else None
+        self.got["cores"] = self.ctx.cores.end()
+        self.got["server_cores"] = self.ctx.server_cores.end() if self.ctx.server_cores is not None else None
+
+    def abandon(self) -> None:
+        if self.got.get("open") and "server" not in self.got:
+            for server in self.servers:
+                server.monitor.end()
+
+    def probe(self, i: int) -> WindowProbe:
+        upstream_usage: WindowUsage | None = self.got.get("upstream")
+        return WindowProbe(
+            server=self.got["server"][i],
+            upstream_cpu_percent=upstream_usage.cpu_percent if upstream_usage else None,
+            generator_cores_busy_percent=self.got.get("cores"),
+            generator_cpus=self.ctx.cores.cpus,
+            server_cpus_busy_percent=self.got.get("server_cores"),
+        )
+
+
+def _record(
+    item: Planned,
+    ctx: RunContext,
+    cell: Cell,
+    server: Server,
+    m: Measurement,
+    *,
+    probe: WindowProbe,
+    ceiling: float | None,
+) -> None:
+    """Flags, a drain, and the slice appended to its cell."""
+    scenario = ctx.scenario
     # A drain that timed out flags the next slice on the same server, whichever arm it is.
     key = (item.setup, item.revision)
     found = repeat_flags(m, probe, item.users, scenario, ceiling, previous_drain=ctx.last_drain.get(key))
-    done = drain_server(server, load.drain_timeout_s)
+    done = drain_server(server, scenario.load.drain_timeout_s)
     ctx.last_drain[key] = done
     rep = replace(make_repeat(len(cell.repeats), m, probe, found), drain_s=round(done.seconds, 3), block=item.repeat)
     repeats = (*cell.repeats, rep)
@@ -190,8 +307,10 @@ def measure_slice(item: Planned, ctx: RunContext, gen: LoadGenerator, ceiling: f
     slow_drain = f" (drained {done.seconds:.1f} s)" if done.seconds > 1 else ""
     if done.timed_out:
         slow_drain = f" (drain timed out after {done.seconds:.1f} s: the next slice here is flagged)"
-    progress.finish(
+    cpu = rep.cpu_s_per_1k_requests
+    cpu_text = f", CPU {cpu:.2f} ms/req" if m.open is not None and cpu is not None else ""
+    ctx.progress.finish(
         item.label,
         f"{rep.throughput_rps:,.1f} req/s, p50 {rep.latency.p50_ms:.2f} ms, "
-        f"p99 {rep.latency.p99_ms:.2f} ms{fl}{slow_drain}",
+        f"p99 {rep.latency.p99_ms:.2f} ms{cpu_text}{fl}{slow_drain}",
     )

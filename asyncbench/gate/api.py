@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from asyncbench.gate.compat import check_environment, check_scenario, injection_warnings
@@ -191,6 +191,7 @@ def compare(
         bootstrap=bootstrap,
     )
     if current is None:
+        cfg = replace(cfg, paired=True)
         sides = _revisions(baseline)
     else:
         sides = _two_runs(

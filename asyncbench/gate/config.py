@@ -29,6 +29,11 @@ DEFAULT_METRICS = ("throughput", "p99")
 # so a rank test can pass a Holm-corrected 5% level for up to ~46 tests.
 DEFAULT_MIN_REPEATS = 6
 DEFAULT_BOOTSTRAP = 2000
+# The instruction-count gate (gate.instructions): a change of instructions per
+# request above this fraction (or above 3x the spread of identical runs,
+# whichever is larger) is a regression. `gate.instructions_threshold`.
+INSTRUCTIONS_THRESHOLD_KEY = "instructions_threshold"
+DEFAULT_INSTRUCTIONS_THRESHOLD = 0.01
 
 
 @dataclass(frozen=True)
@@ -64,6 +69,9 @@ class GateConfig:
     normalize: str
     calibration: dict[str, Any] | None
     bootstrap: int
+    # A/B in one job: base and head slices of one block are compared as a
+    # pair (a t-test on the per-block log ratios) instead of as two samples
+    paired: bool = False
 
 
 class GateConfigError(ValueError):
@@ -114,6 +122,9 @@ def validate_gate_section(gate: Mapping[str, Any]) -> list[str]:
         errors.append(f"gate.min_repeats: expected an integer >= 2, got {gate['min_repeats']!r}")
     if "normalize" in gate and gate["normalize"] not in NORMALIZE_MODES:
         errors.append(f"gate.normalize: unknown {gate['normalize']!r}; allowed: {', '.join(NORMALIZE_MODES)}")
+    instr = gate.get(INSTRUCTIONS_THRESHOLD_KEY)
+    if instr is not None and not _fraction(instr):
+        errors.append(f"gate.{INSTRUCTIONS_THRESHOLD_KEY}: expected a fraction in (0, 1), got {instr!r}")
     calib = gate.get("calibration")
     if calib is not None:
         errors.extend(_calibration_errors(calib))

@@ -9,10 +9,11 @@ outcome "invalid" (exit 2).
 
 from __future__ import annotations
 
+import math
 import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from statistics import median
+from statistics import fmean, median, stdev
 from typing import Any
 
 from asyncbench.analysis import stats
@@ -135,6 +136,7 @@ class _Test:
     p_better: float | None = None
     adj_worse: float | None = None
     adj_better: float | None = None
+    pairs: tuple[float, ...] | None = None  # paired mode: log(current / base) per block
 
     @property
     def base_median(self) -> float | None:
@@ -146,6 +148,9 @@ class _Test:
 
     @property
     def ratio(self) -> float | None:
+        if self.pairs:
+            # paired: the geometric mean of the per-block ratios
+            return math.exp(fmean(self.pairs))
         bm, cm = self.base_median, self.cur_median
         return cm / bm if bm and cm is not None else None
 
@@ -198,14 +203,55 @@ def _tests(
         for name in cfg.metrics:
             bv, cv = b.values.get(name, ()), c.values.get(name, ())
             own = list(cell_problems)
-            for side, vals in ((b_label, bv), (c_label, cv)):
-                if len(vals) < cfg.min_repeats:
+            pairs = _pairs(b, c, name) if cfg.paired else None
+            if pairs is not None:
+                if len(pairs) < cfg.min_repeats:
                     own.append(
-                        f"{key} {name}: {len(vals)} repeat(s) in the {side} run, "
-                        f"fewer than the {cfg.min_repeats} the rank test needs"
+                        f"{key} {name}: {len(pairs)} block(s) with both {b_label} and {c_label}, "
+                        f"fewer than the {cfg.min_repeats} the paired test needs"
                     )
-            tests.append(_Test(key, METRICS[name], b, c, bv, cv, own))
+            else:
+                for side, vals in ((b_label, bv), (c_label, cv)):
+                    if len(vals) < cfg.min_repeats:
+                        own.append(
+                            f"{key} {name}: {len(vals)} repeat(s) in the {side} run, "
+                            f"fewer than the {cfg.min_repeats} the rank test needs"
+                        )
+            tests.append(_Test(key, METRICS[name], b, c, bv, cv, own, pairs=pairs))
     return tests, problems, warnings
+
+
+def _pairs(b: Series, c: Series, metric: str) -> tuple[float, ...] | None:
+    """log(current / base) of the slices of one block, block by block; None
+    when the slices carry no block (then the two sides are independent samples)."""
+    bb, cb = b.blocks.get(metric, ()), c.blocks.get(metric, ())
+    if not bb or not cb or None in bb or None in cb:
+        return None
+    base = {k: v for k, v in zip(bb, b.values.get(metric, ()), strict=True) if k is not None}
+    cur = {k: v for k, v in zip(cb, c.values.get(metric, ()), strict=True) if k is not None}
+    return tuple(math.log(cur[k] / base[k]) for k in sorted(set(base) & set(cur)) if base[k] > 0 and cur[k] > 0)
+
+
+def paired_test(logs: Sequence[float], higher_is_better: bool) -> tuple[float, float, tuple[float, float]]:
+    """(p worse, p better, 95% interval of the ratio) from per-block log ratios:
+    a one-sample t-test of their mean, one-sided each way."""
+    from scipy.stats import t as student
+
+    n = len(logs)
+    mean = fmean(logs)
+    sd = stdev(logs) if n > 1 else 0.0
+    se = sd / math.sqrt(n) if n else 0.0
+    if se == 0:
+        up = 0.0 if mean > 0 else 1.0
+        p_up, p_down = (up, 1.0 - up) if mean != 0 else (1.0, 1.0)
+        ci = (math.exp(mean), math.exp(mean))
+    else:
+        stat = mean / se
+        p_up = float(student.sf(stat, n - 1))  # the ratio is above 1
+        p_down = float(student.cdf(stat, n - 1))
+        half = float(student.ppf(0.975, n - 1)) * se
+        ci = (math.exp(mean - half), math.exp(mean + half))
+    return (p_down, p_up, ci) if higher_is_better else (p_up, p_down, ci)
 
 
 def _ordered(t: _Test) -> tuple[Sequence[float], Sequence[float]]:
@@ -241,6 +287,8 @@ def _refuse_blind_tests(tests: Sequence[_Test], alpha: float) -> None:
         return
     level = alpha / len(valid)
     for t in valid:
+        if t.pairs is not None:
+            continue  # the paired t-test has no floor of its own
         floor = smallest_reachable_p(*_ordered(t))
         if floor > level:
             tied = "" if floor <= stats.min_p_value(len(t.bv), len(t.cv)) * (1 + 1e-9) else " and their ties"
@@ -255,6 +303,9 @@ def _run_tests(tests: Sequence[_Test], cfg: GateConfig) -> None:
     """Rank tests both ways, bootstrap intervals, then Holm over the valid family."""
     valid = [t for t in tests if not t.problems and t.bv and t.cv]
     for t in valid:
+        if t.pairs is not None:
+            t.p_worse, t.p_better, t.ci = paired_test(t.pairs, t.metric.higher_is_better)
+            continue
         if cfg.bootstrap > 0:
             ci = stats.bootstrap_ratio_ci(t.cv, t.bv, resamples=cfg.bootstrap, seed=_seed(t.key, t.metric.name))
             t.ci = (ci[1], ci[2]) if ci else None

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from asyncbench.gate.config import (
@@ -37,6 +37,9 @@ class Series:
     sources: tuple[Cell, ...]  # the cells whose flags decide whether it may be compared
     unit_override: str | None = None
     notes: tuple[str, ...] = ()
+    # the block of each value, per metric (plain series only): pairs base and
+    # head slices measured in the same block of an A/B run
+    blocks: dict[str, tuple[int | None, ...]] = field(default_factory=dict)
 
 
 def _values(cell: Cell, metric: Metric) -> dict[int, float]:
@@ -52,8 +55,14 @@ def _values(cell: Cell, metric: Metric) -> dict[int, float]:
 def plain_series(cells: Iterable[Cell], metrics: Sequence[str]) -> dict[str, Series]:
     out: dict[str, Series] = {}
     for c in cells:
-        vals = {m: tuple(v for _, v in sorted(_values(c, METRICS[m]).items())) for m in metrics}
-        out[c.key] = Series(c.key, c.setup, c.workload, c.variant, c.users, vals, (c,))
+        block_of = {r.index: r.block for r in c.repeats}
+        vals: dict[str, tuple[float, ...]] = {}
+        blocks: dict[str, tuple[int | None, ...]] = {}
+        for m in metrics:
+            found = sorted(_values(c, METRICS[m]).items())
+            vals[m] = tuple(v for _, v in found)
+            blocks[m] = tuple(block_of.get(i) for i, _ in found)
+        out[c.key] = Series(c.key, c.setup, c.workload, c.variant, c.users, vals, (c,), blocks=blocks)
     return out
 
 

@@ -101,6 +101,14 @@ class Repeat:
     drain_s: float | None = None  # time the server needed afterwards to work off its backlog
     # The block this slice ran in (version 2); a version-1 repeat's index.
     block: int | None = None
+    # Open model only: the arrival rate asked for, the requests due in the
+    # window, those not sent for want of a free connection (dropped), those
+    # unanswered at the end, and how late the generator sent (ms).
+    target_rps: float | None = None
+    due: int | None = None
+    dropped: int = 0
+    unfinished: int = 0
+    send_lag_p99_ms: float | None = None
 
     @property
     def cpu_s_per_1k_requests(self) -> float | None:
@@ -207,6 +215,10 @@ class GroupRecord:
     precision_target: float  # the scenario's half-width goal for the group's ratios
     precision_achieved: float | None  # the widest half-width among them when it stopped
     stop_reason: str  # "precision", "budget", "max_blocks", "interrupted", "error"
+    # Open model: the arrival rate every arm of the group ran at (req/s), and
+    # how it was chosen (the probe's capacities, the fraction, the cap).
+    rate_rps: float | None = None
+    rate_rule: str = ""
 
 
 @dataclass(frozen=True)

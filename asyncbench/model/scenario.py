@@ -66,6 +66,28 @@ class LoadConfig:
     generator_cpu_limit: float = 90.0  # percent of one core
     ceiling_fraction: float = 0.8  # of the measured generator ceiling
     unstable_cv: float = 0.25  # across slices: a short window's spread is larger than a long one's
+    # Open model (a fixed arrival rate; see execute/openloop.py). `rate`: req/s
+    # per arm. `rate_fraction`: a fraction of the group's capacity, measured by
+    # one closed-loop probe slice per arm at the group's start (the slowest
+    # arm's throughput at `users`), divided among the arms that share a window.
+    # Neither: closed loop, `users` users with no think time.
+    rate: float = 0.0
+    rate_fraction: float = 0.0
+    arrival: str = "uniform"  # "uniform" | "poisson"
+    connections: int = 0  # open model: each arm's connection pool (0 = max(users, 64))
+    # "block": every server is stopped and started afresh (in a random order)
+    # before each block, so the few-percent speed a process gets from its
+    # memory layout varies between blocks instead of biasing a whole run.
+    restart: str = "never"  # "never" | "block"
+    # "group": a group's blocks run one after the other, then the next group's
+    # (and a group stops at its precision). "run": each block runs every
+    # group's arms, for a fixed number of blocks (min_blocks = max_blocks): one
+    # restart per block serves the whole scenario, as the gate wants.
+    interleave: str = "group"  # "group" | "run"
+
+    @property
+    def open_model(self) -> bool:
+        return self.rate > 0 or self.rate_fraction > 0
 
 
 @dataclass(frozen=True)
@@ -148,6 +170,11 @@ class Scenario:
 # ------------------------------------------------------------------ validation
 
 
+ARRIVALS = ("uniform", "poisson")
+RESTARTS = ("never", "block")
+INTERLEAVES = ("group", "run")
+
+
 def parse(data: dict[str, Any], *, source: str = "<scenario>") -> Scenario:
     check_keys("scenario", data, TOP_KEYS)
     for required in ("name", "load", "setups", "workloads"):
@@ -207,6 +234,24 @@ def _load_config(section: dict[str, Any]) -> LoadConfig:
         raise ScenarioError(f"load.max_window_s ({load.max_window_s}) must be >= load.window_s ({load.window_s})")
     if load.precision >= 1:
         raise ScenarioError(f"load.precision: a half-width as a fraction (0.05 = ±5%), got {load.precision}")
+    positive("load.rate", load.rate, allow_zero=True)
+    if load.rate and load.rate_fraction:
+        raise ScenarioError("load.rate and load.rate_fraction: give one (a fixed req/s, or a fraction of capacity)")
+    if not 0 <= load.rate_fraction < 1:
+        raise ScenarioError(f"load.rate_fraction: a fraction of capacity in (0, 1), got {load.rate_fraction}")
+    if load.arrival not in ARRIVALS:
+        raise ScenarioError(f"load.arrival: unknown {load.arrival!r}; allowed: {', '.join(ARRIVALS)}")
+    if load.restart not in RESTARTS:
+        raise ScenarioError(f"load.restart: unknown {load.restart!r}; allowed: {', '.join(RESTARTS)}")
+    if load.interleave not in INTERLEAVES:
+        raise ScenarioError(f"load.interleave: unknown {load.interleave!r}; allowed: {', '.join(INTERLEAVES)}")
+    if load.interleave == "run" and load.min_blocks != load.max_blocks:
+        raise ScenarioError(
+            f"load.interleave = 'run' runs a fixed number of blocks: set load.min_blocks = load.max_blocks "
+            f"(got {load.min_blocks} and {load.max_blocks})"
+        )
+    if load.connections < 0:
+        raise ScenarioError(f"load.connections: must be >= 0, got {load.connections}")
     return load
 
 

@@ -42,6 +42,12 @@ LOAD_KEYS: Mapping[str, type] = {
     "generator_cpu_limit": float,
     "ceiling_fraction": float,
     "unstable_cv": float,
+    "rate": float,
+    "rate_fraction": float,
+    "arrival": str,
+    "connections": int,
+    "restart": str,
+    "interleave": str,
 }
 SETUP_KEYS: Mapping[str, type] = {"name": str, "kind": str, "workers": int, "threads": int, "sync_middleware": bool}
 WORKLOAD_KEYS: Mapping[str, type] = {
