@@ -175,6 +175,9 @@ def cmd_gate_accuracy(args: argparse.Namespace) -> int:
             percents=tuple(args.percent),
             middleware_us=args.middleware_us,
             out=_path(args.out),
+            aa_per_round=args.aa_per_round,
+            middleware_rounds=args.middleware_rounds,
+            lock=_path(args.lock),
         )
     return accuracy.gate_accuracy(
         options=scenario_options(args),
@@ -371,6 +374,9 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         help="--ab: also, per round, a head tree with a middleware of its own burning this many µs per request",
     )
+    p.add_argument("--aa-per-round", type=int, default=1, help="--ab: A/A runs per round")
+    p.add_argument("--middleware-rounds", type=int, help="--ab: the middleware run in the first N rounds only")
+    p.add_argument("--lock", help="--ab: hold this flock file during each run (serialize with other benchmarks)")
     p.set_defaults(func=cmd_gate_accuracy)
 
     p = sub.add_parser(

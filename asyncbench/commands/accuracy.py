@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +54,9 @@ def gate_accuracy_ab(
     percents: tuple[int, ...],
     middleware_us: int | None,
     out: Path | None,
+    aa_per_round: int = 1,
+    middleware_rounds: int | None = None,
+    lock: Path | None = None,
 ) -> int:
     """Rounds of real A/B runs of the default gate: A/A, injected levels,
     optionally a middleware of its own in a head tree; prints the rates."""
@@ -70,14 +75,15 @@ def gate_accuracy_ab(
 
     def measure(label: str, trees: dict[str, Path] | None, env: dict[str, dict[str, str]]) -> Run:
         revisions = {REVISION_BASE: ROOT, REVISION_HEAD: ROOT, **(trees or {})}
-        run_dir = run_scenario(
-            scenario,
-            reports_dir=options.reports_dir,
-            command=[*options.command, f"# {label}"],
-            server_env=dict(options.server_env),
-            revisions=revisions,
-            arm_env=env,
-        )
+        with _locked(lock):
+            run_dir = run_scenario(
+                scenario,
+                reports_dir=options.reports_dir,
+                command=[*options.command, f"# {label}"],
+                server_env=dict(options.server_env),
+                revisions=revisions,
+                arm_env=env,
+            )
         return load_run(run_dir)
 
     with ExitStack() as stack:
@@ -89,6 +95,8 @@ def gate_accuracy_ab(
             measure,
             rounds=rounds,
             levels=tuple(p / 100 for p in percents),
+            aa_per_round=aa_per_round,
+            middleware_rounds=middleware_rounds,
             middleware_us=middleware_us,
             middleware_tree=tree,
             out=target,
@@ -106,3 +114,20 @@ def gate_accuracy_ab(
         print(f"  {arm}: {d['hits']}/{d['trials']} flagged, measured changes {d['changes']}")
     print(f"results: {target}")
     return 0
+
+
+@contextmanager
+def _locked(lock: Path | None) -> Iterator[None]:
+    """Hold `lock` (an exclusive flock) while one run measures, so other
+    benchmarks on the machine that take the same lock wait between runs."""
+    if lock is None:
+        yield
+        return
+    import fcntl
+
+    with open(lock, "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)

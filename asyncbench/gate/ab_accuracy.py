@@ -131,6 +131,8 @@ def ab_accuracy(
     *,
     rounds: int,
     levels: Sequence[float] = (0.05, 0.10),
+    aa_per_round: int = 1,
+    middleware_rounds: int | None = None,
     middleware_us: int | None = None,
     middleware_tree: Path | None = None,
     seed: int = 20261127,
@@ -150,8 +152,8 @@ def ab_accuracy(
         return summary
 
     for r in range(rounds):
-        kinds: list[str | float] = ["aa", *levels]
-        if middleware_us and middleware_tree is not None:
+        kinds: list[str | float] = ["aa"] * aa_per_round + list(levels)
+        if middleware_us and middleware_tree is not None and (middleware_rounds is None or r < middleware_rounds):
             kinds.append("middleware")
         order = kinds[:1] + rng.sample(kinds[1:], len(kinds) - 1) if r == 0 else rng.sample(kinds, len(kinds))
         for kind in order:
