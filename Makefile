@@ -12,7 +12,7 @@ SCENARIO ?= quick
 RUN ?= reports/latest
 ARGS ?=
 
-.PHONY: install test test-sqlite test-postgres bench run report baseline gate gate-ab gate-baseline gate-accuracy check-intervals cross-check lock check clean
+.PHONY: install test test-sqlite test-postgres bench run report baseline gate gate-ab gate-baseline gate-accuracy gate-instructions check-intervals cross-check lock check clean
 
 install: $(STAMP)
 

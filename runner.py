@@ -334,8 +334,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--alpha", type=float, help="family-wise significance level (default 0.05)")
     p.add_argument(
         "--normalize",
-        choices=["none", "calibration", "async-sync-ratio"],
-        help="compare raw figures, figures divided by the calibration cell, or async/sync ratios",
+        choices=["none", "async-sync-ratio"],
+        help="compare raw figures or async/sync ratios (the calibration mode was removed)",
     )
     p.add_argument(
         "--allow-env-mismatch",
@@ -361,7 +361,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--splits", type=int, default=200, help="random A/A splits for --resample")
     p.add_argument("--inject-workloads", help="comma list for BENCH_INJECT_WORKLOADS (default: noio)")
     p.add_argument("--target", help="cell key the injected slowdown is sized for")
-    p.add_argument("--normalize", choices=["none", "calibration", "async-sync-ratio"])
+    p.add_argument("--normalize", choices=["none", "async-sync-ratio"])
     p.add_argument(
         "--ab",
         action="store_true",

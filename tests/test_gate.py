@@ -17,7 +17,7 @@ import pytest
 from asyncbench.gate import decide
 from asyncbench.gate.api import compare
 from asyncbench.gate.config import GateConfigError, validate_gate_section
-from asyncbench.model.results import Cell, Flag, Run
+from asyncbench.model.results import Cell, Run
 from tests.synthetic import make_cell, make_run, make_setup, spread
 
 SETUPS = ("gunicorn-sync", "uvicorn")
@@ -368,8 +368,8 @@ def test_thresholds_per_scenario_and_metric() -> None:
 def test_bad_configuration_raises_with_the_key() -> None:
     with pytest.raises(GateConfigError, match="unknown metric"):
         compare(build_run(), build_run(), metrics=["p42"])
-    with pytest.raises(GateConfigError, match=r"gate\.calibration"):
-        compare(build_run(), build_run(gate_section={"normalize": "calibration"}))
+    with pytest.raises(GateConfigError, match="unknown 'magic'"):
+        compare(build_run(), build_run(gate_section={"normalize": "magic"}))
     assert validate_gate_section({"thresholds": {"p99": 2}}) == [
         "gate.thresholds.p99: expected a fraction in (0, 1), got 2"
     ]
@@ -384,76 +384,59 @@ def test_other_metrics_can_be_gated() -> None:
 # ------------------------------------------------------------------ normalisation
 
 
-CALIBRATION = {"setup": "gunicorn-sync", "workload": "cpu", "variant": "sync", "users": 1}
+# The removed "calibration" normalisation, as an old results file records it.
+OLD_CALIBRATION = {
+    "normalize": "calibration",
+    "calibration": {"setup": "gunicorn-sync", "workload": "cpu", "variant": "sync", "users": 1, "pair": "median"},
+}
+CALIBRATION_WHY = ("was removed", "Django view", "code under test", "same windows", "none, async-sync-ratio")
 
 
-def calibrated_run(*, seed: int, machine: float = 1.0, scale: Scale = _one, pair: str = "median", **kw: Any) -> Run:
-    rng = random.Random(seed + 1000)
-    calib = make_cell("gunicorn-sync", "cpu", "sync", 1, [400.0 * machine * (1 + rng.gauss(0, 0.01)) for _ in range(8)])
-    return build_run(
-        seed=seed,
-        sd=0.01,
-        scale=lambda s, w, v: machine * scale(s, w, v),
-        extra_cells=[calib],
-        gate_section={"normalize": "calibration", "calibration": {**CALIBRATION, "pair": pair}},
-        **kw,
-    )
+def test_asking_for_calibration_is_an_error_that_says_why() -> None:
+    with pytest.raises(GateConfigError) as err:
+        compare(build_run(), build_run(seed=2), normalize="calibration")
+    assert str(err.value).startswith("normalize: 'calibration' was removed")
+    assert all(f in str(err.value) for f in CALIBRATION_WHY)
+    with pytest.raises(GateConfigError, match="'calibration' was removed"):
+        compare(ab_run(), normalize="calibration")  # A/B in one job: the same refusal
+    problems = validate_gate_section(OLD_CALIBRATION)
+    assert [p.split(":")[0] for p in problems] == ["gate.normalize", "gate.calibration"]
+    assert all(f in p for p in problems for f in CALIBRATION_WHY)
 
 
-@pytest.mark.parametrize("pair", ["median", "repeat"])
-def test_calibration_cancels_a_uniformly_slower_machine(pair: str) -> None:
-    baseline = calibrated_run(seed=1, pair=pair)
-    current = calibrated_run(seed=2, machine=0.7, pair=pair)  # every cell, calibration included, 30% slower
-
-    raw = compare(baseline, current, normalize="none")
-    assert raw.exit_code == decide.EXIT_REGRESSION
-
+def test_a_results_file_with_the_old_calibration_table_still_compares() -> None:
+    baseline = build_run(seed=1, gate_section=OLD_CALIBRATION)
+    current = build_run(seed=2, gate_section={**OLD_CALIBRATION, "threshold": 0.2})
     result = compare(baseline, current)
-    assert result.normalize == "calibration"
     assert result.exit_code == decide.EXIT_OK, result.reasons
-    assert result.calibration is not None
-    ratio = result.calibration["setups"]["*"]["speed_ratio"]
-    assert ratio == pytest.approx(0.7, rel=0.03)
-    # the calibration cell itself is the yardstick, not a compared cell
-    assert all(not c.key.startswith("gunicorn-sync/cpu/") for c in result.comparisons)
-    assert {c.unit for c in result.comparisons} == {"× calibration"}
+    assert result.normalize == "none"
+    assert result.thresholds == {"throughput": 0.2, "p99": 0.2}  # the rest of the table still applies
+    ignored = [w for w in result.warnings if w.startswith("ignored in the run's recorded scenario")]
+    assert [w.split(": ")[1] for w in ignored] == ["gate.normalize", "gate.calibration"]
+    assert all(f in w for w in ignored for f in CALIBRATION_WHY)
+    assert "calibration" not in result.to_dict()
+
+    # still catches a regression; an explicit normalisation applies as usual
+    slow = build_run(seed=2, scale=slower(0.75, setup="uvicorn", workload="noio"), gate_section=OLD_CALIBRATION)
+    assert compare(baseline, slow).exit_code == decide.EXIT_REGRESSION
+    assert compare(baseline, current, normalize="async-sync-ratio").normalize == "async-sync-ratio"
+
+    # the table alone (an A/B run's scenario, where gate.normalize was not applied)
+    table_only = {"calibration": OLD_CALIBRATION["calibration"]}
+    result = compare(build_run(seed=1, gate_section=table_only), build_run(seed=2, gate_section=table_only))
+    assert result.exit_code == decide.EXIT_OK
+    assert sum(w.startswith("ignored in the run's recorded scenario: gate.calibration") for w in result.warnings) == 1
 
 
-def test_calibration_still_catches_a_real_regression() -> None:
-    baseline = calibrated_run(seed=1)
-    current = calibrated_run(seed=2, machine=0.7, scale=slower(0.75, setup="uvicorn", workload="noio", variant="async"))
-    result = compare(baseline, current)
-    assert result.exit_code == decide.EXIT_REGRESSION
-    assert {c.key for c in result.regressions} == {"uvicorn/noio/async/u16"}
-
-
-def test_calibration_mode_tolerates_another_cpu_model_but_not_another_django() -> None:
-    baseline = calibrated_run(seed=1, environment={"cpu_model": "AMD EPYC 7763"})
-    current = calibrated_run(seed=2, machine=0.8, environment={"cpu_model": "Intel Xeon 8370C"})
-    result = compare(baseline, current)
+def test_ratio_mode_tolerates_another_cpu_model_but_not_another_django() -> None:
+    baseline = build_run(seed=1, sd=0.01, environment={"cpu_model": "AMD EPYC 7763"})
+    current = build_run(seed=2, sd=0.01, scale=lambda s, w, v: 0.8, environment={"cpu_model": "Intel Xeon 8370C"})
+    result = compare(baseline, current, normalize="async-sync-ratio")
     assert result.exit_code == decide.EXIT_OK
     assert any("CPU model differs" in w and "cancel" in w for w in result.warnings)
 
-    current = calibrated_run(seed=2, environment={"packages": {"django": "6.0"}})
-    assert compare(baseline, current).exit_code == decide.EXIT_INVALID
-
-
-def test_missing_or_flagged_calibration_cell_is_invalid() -> None:
-    baseline = calibrated_run(seed=1)
-    current = calibrated_run(seed=2)
-    current = replace(current, cells=tuple(c for c in current.cells if c.workload != "cpu"))
-    result = compare(baseline, current)
-    assert result.exit_code == decide.EXIT_INVALID
-    assert any("no calibration cell" in r for r in result.reasons)
-
-    current = calibrated_run(seed=2)
-    cells = tuple(
-        replace(c, flags=(Flag("generator-bound", "locust at 97%"),)) if c.workload == "cpu" else c
-        for c in current.cells
-    )
-    result = compare(baseline, replace(current, cells=cells))
-    assert result.exit_code == decide.EXIT_INVALID
-    assert any("generator-bound" in r for r in result.reasons)
+    current = build_run(seed=2, sd=0.01, environment={"packages": {"django": "6.0"}})
+    assert compare(baseline, current, normalize="async-sync-ratio").exit_code == decide.EXIT_INVALID
 
 
 def test_async_sync_ratio_mode() -> None:

@@ -63,7 +63,16 @@ def with_(path, value):
             ["workloads.fanout.sweep.delay_ms", "0..10000"],
         ),
         (with_(["database"], {"engine": "oracle"}), ["database.engine", "sqlite, postgres"]),
-        (with_(["gate"], {"normalize": "magic"}), ["gate.normalize", "calibration"]),
+        (with_(["gate"], {"normalize": "magic"}), ["gate.normalize", "'magic'", "allowed: none, async-sync-ratio"]),
+        # the removed calibration normalisation: refused with the reason, not as an unknown value
+        (
+            with_(["gate"], {"normalize": "calibration"}),
+            ["gate.normalize: 'calibration' was removed", "Django view", "same windows", "none, async-sync-ratio"],
+        ),
+        (
+            with_(["gate"], {"calibration": {"workload": "cpu", "variant": "sync", "users": 1}}),
+            ["gate.calibration", "was removed", "Django view", "same windows", "none, async-sync-ratio"],
+        ),
         (with_(["load", "arrival"], "bursty"), ["load.arrival", "'bursty'", "uniform, poisson"]),
         (with_(["load", "restart"], "always"), ["load.restart", "never, block"]),
         (with_(["load", "interleave"], "run"), ["load.interleave", "min_blocks = load.max_blocks"]),

@@ -33,9 +33,9 @@ from asyncbench.model import scenario as sc
 def load_scenario(options: ScenarioOptions) -> tuple[sc.Scenario, float | None]:
     """The scenario and its `gate.instructions_threshold` (None when unset).
 
-    The key is taken out of the `gate` table before the scenario is parsed, so
-    this works whether or not the scenario loader's list of gate keys knows it
-    yet; its value is validated by gate.config like the other gate keys."""
+    The key is taken out of the `gate` table and validated here, by the
+    instruction gate's own rule (a fraction in (0, 1)), with the file's name
+    in the message; the scenario loader accepts it too (scenario_keys.GATE_KEYS)."""
     path = sc.resolve_path(options.scenario)
     try:
         data = tomllib.loads(path.read_text())

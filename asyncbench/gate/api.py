@@ -16,7 +16,7 @@ Method (also in the README):
     environments, different scenarios or setups, flagged cells, too few
     repeats, missing cells, or a family of tests so large that the repeats
     cannot reach the corrected level all make the outcome "invalid" (exit 2).
-  * Normalisation ("calibration", "async-sync-ratio") compares ratios measured
+  * Normalisation ("async-sync-ratio") compares the async/sync ratios measured
     inside each run, so a uniformly slower machine cancels out.
 
 Pure functions of `Run` objects: a gate verdict can be re-evaluated from the
@@ -33,12 +33,11 @@ from typing import Any
 from asyncbench.gate.compat import check_environment, check_scenario, injection_warnings
 from asyncbench.gate.config import (
     DEFAULT_BOOTSTRAP,
-    NORMALIZE_CALIBRATION,
     NORMALIZE_NONE,
     resolve_config,
 )
 from asyncbench.gate.decide import MODE_BASELINE, MODE_REVISIONS, GateResult, decide, evaluate
-from asyncbench.gate.normalize import calibration_summary, series
+from asyncbench.gate.normalize import series
 from asyncbench.model.results import Cell, Run
 
 REVISION_BASE = "base"
@@ -203,13 +202,8 @@ def compare(
     problems = sides.problems + [f"{b_name}: {p}" for p in b_problems] + [f"{c_name}: {p}" for p in c_problems]
     comparisons, eval_problems, eval_warnings = evaluate(b_series, c_series, cfg, sides.names)
     problems = list(dict.fromkeys(problems + eval_problems))
-    warnings = list(dict.fromkeys(sides.warnings + eval_warnings))
+    warnings = list(dict.fromkeys([*cfg.warnings, *sides.warnings, *eval_warnings]))
     outcome = decide(comparisons, problems, cfg)
-    calibration = (
-        calibration_summary(b_cells, c_cells, cfg.calibration)
-        if cfg.normalize == NORMALIZE_CALIBRATION and cfg.calibration
-        else None
-    )
     return GateResult(
         exit_code=outcome.exit_code,
         outcome=outcome.outcome,
@@ -226,7 +220,6 @@ def compare(
         tests=outcome.tests,
         baseline_label=sides.labels[0],
         current_label=sides.labels[1],
-        calibration=calibration,
         environment=sides.environment,
         elapsed_s=clock() - started,
     )

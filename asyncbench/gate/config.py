@@ -14,13 +14,20 @@ from typing import Any
 from asyncbench.model.results import Repeat
 
 NORMALIZE_NONE = "none"
-NORMALIZE_CALIBRATION = "calibration"
 NORMALIZE_ASYNC_SYNC = "async-sync-ratio"
-NORMALIZE_MODES = (NORMALIZE_NONE, NORMALIZE_CALIBRATION, NORMALIZE_ASYNC_SYNC)
+NORMALIZE_MODES = (NORMALIZE_NONE, NORMALIZE_ASYNC_SYNC)
 
-# How the calibration divisor is chosen (see normalize.calibrated_series).
-CALIBRATION_PAIRING = ("median", "repeat")
-_CALIBRATION_KEYS = ("setup", "workload", "variant", "users", "params", "pair")
+# The "calibration" normalisation (every cell divided by a calibration cell of
+# the same run) was removed; asking for it is an error that says why. Results
+# files written before still carry it in scenario_resolved["gate"]: the gate
+# ignores it there, with a warning.
+REMOVED_NORMALIZE = "calibration"
+REMOVED_GATE_KEYS = ("calibration",)
+_CALIBRATION_WHY = (
+    "was removed: its calibration cell was a Django view, which runs through the code under test "
+    "(a middleware regression slowed it too); the default A/B gate measures base and head in the "
+    "same windows instead"
+)
 
 DEFAULT_THRESHOLD = 0.10
 DEFAULT_ALPHA = 0.05
@@ -67,11 +74,12 @@ class GateConfig:
     metrics: tuple[str, ...]
     min_repeats: int
     normalize: str
-    calibration: dict[str, Any] | None
     bootstrap: int
     # A/B in one job: base and head slices of one block are compared as a
     # pair (a t-test on the per-block log ratios) instead of as two samples
     paired: bool = False
+    # settings of the run's recorded gate table that were ignored, and why
+    warnings: tuple[str, ...] = ()
 
 
 class GateConfigError(ValueError):
@@ -82,25 +90,23 @@ def _fraction(v: object) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v < 1
 
 
-def _calibration_errors(calib: object) -> list[str]:
-    if not isinstance(calib, Mapping):
-        return ["gate.calibration: expected a table {workload, variant, users[, setup, params]}"]
-    errors = [f"gate.calibration: missing {k!r}" for k in ("workload", "variant", "users") if k not in calib]
-    unknown = set(calib) - set(_CALIBRATION_KEYS)
-    if unknown:
+def _removed_errors(gate: Mapping[str, Any]) -> list[str]:
+    """The removed calibration settings, each with why it went and what is allowed."""
+    allowed = ", ".join(NORMALIZE_MODES)
+    errors: list[str] = []
+    if gate.get("normalize") == REMOVED_NORMALIZE:
+        errors.append(f"gate.normalize: {REMOVED_NORMALIZE!r} {_CALIBRATION_WHY}; allowed: {allowed}")
+    if "calibration" in gate:
         errors.append(
-            f"gate.calibration: unknown key(s) {', '.join(sorted(unknown))}; allowed: {', '.join(_CALIBRATION_KEYS)}"
-        )
-    if calib.get("pair", "median") not in CALIBRATION_PAIRING:
-        errors.append(
-            f"gate.calibration.pair: unknown {calib.get('pair')!r}; allowed: {', '.join(CALIBRATION_PAIRING)}"
+            f"gate.calibration: this table of the {REMOVED_NORMALIZE!r} normalisation {_CALIBRATION_WHY}; "
+            f"gate.normalize allowed: {allowed}"
         )
     return errors
 
 
 def validate_gate_section(gate: Mapping[str, Any]) -> list[str]:
     """Problems with a scenario's `gate` table, as messages naming the key."""
-    errors: list[str] = []
+    errors = _removed_errors(gate)
     allowed = ", ".join(METRICS)
     if "threshold" in gate and not _fraction(gate["threshold"]):
         errors.append(f"gate.threshold: expected a fraction in (0, 1), got {gate['threshold']!r}")
@@ -120,17 +126,21 @@ def validate_gate_section(gate: Mapping[str, Any]) -> list[str]:
             errors.append(f"gate.metrics: unknown metric {m!r}; allowed: {allowed}")
     if "min_repeats" in gate and (not isinstance(gate["min_repeats"], int) or gate["min_repeats"] < 2):
         errors.append(f"gate.min_repeats: expected an integer >= 2, got {gate['min_repeats']!r}")
-    if "normalize" in gate and gate["normalize"] not in NORMALIZE_MODES:
+    if "normalize" in gate and gate["normalize"] not in (*NORMALIZE_MODES, REMOVED_NORMALIZE):
         errors.append(f"gate.normalize: unknown {gate['normalize']!r}; allowed: {', '.join(NORMALIZE_MODES)}")
     instr = gate.get(INSTRUCTIONS_THRESHOLD_KEY)
     if instr is not None and not _fraction(instr):
         errors.append(f"gate.{INSTRUCTIONS_THRESHOLD_KEY}: expected a fraction in (0, 1), got {instr!r}")
-    calib = gate.get("calibration")
-    if calib is not None:
-        errors.extend(_calibration_errors(calib))
-    if gate.get("normalize") == NORMALIZE_CALIBRATION and calib is None:
-        errors.append("gate.normalize = 'calibration' needs a gate.calibration table")
     return errors
+
+
+def _without_removed(gate: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """A recorded gate table (a results file's scenario_resolved) without the
+    removed calibration settings, and a warning for each one dropped."""
+    kept = {k: v for k, v in gate.items() if k not in REMOVED_GATE_KEYS}
+    if kept.get("normalize") == REMOVED_NORMALIZE:
+        del kept["normalize"]
+    return kept, [f"ignored in the run's recorded scenario: {e}" for e in _removed_errors(gate)]
 
 
 def _thresholds(
@@ -163,8 +173,13 @@ def resolve_config(
     normalize: str | None = None,
     bootstrap: int = DEFAULT_BOOTSTRAP,
 ) -> GateConfig:
-    """Merge explicit arguments (not None), the scenario's `gate` table and the defaults."""
-    gate = dict(scenario_resolved.get("gate") or {})
+    """Merge explicit arguments (not None), the scenario's `gate` table and the defaults.
+
+    The table is the one recorded in a results file: the removed calibration
+    settings in it are ignored with a warning (`GateConfig.warnings`); asked
+    for as an argument (`normalize="calibration"`) they are an error.
+    """
+    gate, warnings = _without_removed(scenario_resolved.get("gate") or {})
     errors = validate_gate_section(gate)
     if errors:
         raise GateConfigError("; ".join(errors))
@@ -182,20 +197,16 @@ def resolve_config(
     if n < 2:
         raise GateConfigError(f"min_repeats must be >= 2, got {n}")
     mode = normalize if normalize is not None else str(gate.get("normalize", NORMALIZE_NONE))
+    if mode == REMOVED_NORMALIZE:
+        raise GateConfigError(f"normalize: {mode!r} {_CALIBRATION_WHY}; allowed: {', '.join(NORMALIZE_MODES)}")
     if mode not in NORMALIZE_MODES:
         raise GateConfigError(f"normalize must be one of {', '.join(NORMALIZE_MODES)}, got {mode!r}")
-    calib = gate.get("calibration")
-    if mode == NORMALIZE_CALIBRATION and not calib:
-        raise GateConfigError(
-            "normalize='calibration' needs the scenario's gate.calibration table naming the "
-            "calibration cell: {workload, variant, users[, setup, params]}"
-        )
     return GateConfig(
         thresholds=thresholds,
         alpha=a,
         metrics=chosen,
         min_repeats=n,
         normalize=mode,
-        calibration=dict(calib) if calib else None,
         bootstrap=bootstrap,
+        warnings=tuple(warnings),
     )

@@ -105,7 +105,6 @@ class GateResult:
     tests: int  # size of the Holm family
     baseline_label: str
     current_label: str
-    calibration: dict[str, Any] | None = None  # machine-speed factor in calibration mode
     environment: dict[str, Any] = field(default_factory=dict)  # the two environments, compared
     elapsed_s: float = 0.0
 

@@ -1,25 +1,17 @@
 """What gets compared: per-repeat series of each cell, or of a within-run ratio.
 
-"none" compares each cell's own figures. "calibration" and "async-sync-ratio"
-compare ratios measured inside each run, so a uniformly slower machine
+"none" compares each cell's own figures. "async-sync-ratio" compares the
+async/sync ratios measured inside each run, so a uniformly slower machine
 cancels out.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
-from asyncbench.gate.config import (
-    CALIBRATION_PAIRING,
-    METRICS,
-    NORMALIZE_ASYNC_SYNC,
-    NORMALIZE_CALIBRATION,
-    GateConfig,
-    Metric,
-)
+from asyncbench.gate.config import METRICS, NORMALIZE_ASYNC_SYNC, GateConfig, Metric
 from asyncbench.model.results import Cell
 from asyncbench.model.summary import params_key
 
@@ -66,99 +58,6 @@ def plain_series(cells: Iterable[Cell], metrics: Sequence[str]) -> dict[str, Ser
     return out
 
 
-def _is_calibration(cell: Cell, spec: Mapping[str, Any]) -> bool:
-    if cell.workload != spec["workload"] or cell.variant != spec["variant"]:
-        return False
-    if int(cell.users) != int(spec["users"]):
-        return False
-    if "setup" in spec and cell.setup != spec["setup"]:
-        return False
-    params = dict(spec.get("params") or {})
-    return all(cell.params.get(k) == v for k, v in params.items())
-
-
-def calibration_cells(cells: Iterable[Cell], spec: Mapping[str, Any]) -> dict[str, Cell]:
-    """Calibration cell per setup ("*" when the spec names one setup for all)."""
-    found = [c for c in cells if _is_calibration(c, spec)]
-    if "setup" in spec:
-        return {"*": found[0]} if found else {}
-    return {c.setup: c for c in found}
-
-
-def calibration_summary(
-    base_cells: Sequence[Cell], cur_cells: Sequence[Cell], spec: Mapping[str, Any]
-) -> dict[str, Any]:
-    """Each side's calibration throughput: how much faster the current machine ran."""
-    setups: dict[str, dict[str, Any]] = {}
-    b, c = calibration_cells(base_cells, spec), calibration_cells(cur_cells, spec)
-    for setup in sorted(set(b) & set(c)):
-        bm, cm = b[setup].summary.rps, c[setup].summary.rps
-        setups[setup] = {
-            "key": c[setup].key,
-            "baseline_rps": bm,
-            "current_rps": cm,
-            # >1: the current machine/session ran the calibration faster
-            "speed_ratio": cm / bm if bm and cm is not None else None,
-        }
-    return {"cell": dict(spec), "setups": setups}
-
-
-def calibrated_series(
-    cells: Sequence[Cell], metrics: Sequence[str], spec: Mapping[str, Any]
-) -> tuple[dict[str, Series], list[str]]:
-    """Each cell expressed relative to the run's calibration cell.
-
-    Throughput becomes a multiple of the calibration throughput; latencies and
-    CPU per request are multiplied by it, i.e. expressed in calibration service
-    periods. A machine uniformly k times slower scales both by k, which cancels.
-
-    `spec["pair"]` chooses the divisor:
-      * "median" (default): the calibration cell's median throughput in this
-        run. Cancels machine speed. Right when the calibration repeats are not
-        measured next to each cell's repeats (the runner groups a cell's
-        repeats together), where dividing by one noisy repeat would only add
-        its noise.
-      * "repeat": the calibration repeat with the same index. Cancels drift
-        too, but only if the runner measures repeat i of the calibration in the
-        same round as repeat i of every cell.
-    """
-    calib = calibration_cells(cells, spec)
-    if not calib:
-        return {}, [f"no calibration cell matching {dict(spec)} in the run"]
-    pairing = str(spec.get("pair", "median"))
-    if pairing not in CALIBRATION_PAIRING:
-        return {}, [f"gate.calibration.pair: unknown {pairing!r}; allowed: {', '.join(CALIBRATION_PAIRING)}"]
-    problems: list[str] = []
-    out: dict[str, Series] = {}
-    for c in cells:
-        if _is_calibration(c, spec):
-            continue
-        cal = calib.get("*") or calib.get(c.setup)
-        if cal is None:
-            problems.append(f"{c.key}: no calibration cell for setup {c.setup}")
-            continue
-        cal_median = cal.summary.rps
-        if cal_median is None or cal_median <= 0:
-            problems.append(f"{c.key}: the calibration cell {cal.key} has no throughput to divide by")
-            continue
-        cal_rps = _values(cal, METRICS["throughput"])
-        vals: dict[str, tuple[float, ...]] = {}
-        dropped = 0
-        for m in metrics:
-            metric = METRICS[m]
-            paired = []
-            for idx, v in sorted(_values(c, metric).items()):
-                k = cal_rps.get(idx) if pairing == "repeat" else cal_median
-                if k is None or k <= 0:
-                    dropped += 1
-                    continue
-                paired.append(v / k if metric.higher_is_better else v * k / 1000.0)
-            vals[m] = tuple(paired)
-        notes = (f"{dropped} value(s) without a calibration repeat of the same index were dropped",) if dropped else ()
-        out[c.key] = Series(c.key, c.setup, c.workload, c.variant, c.users, vals, (c, cal), "× calibration", notes)
-    return out, problems
-
-
 def ratio_series(cells: Sequence[Cell], metrics: Sequence[str]) -> tuple[dict[str, Series], list[str]]:
     """async/sync ratios per (setup, workload, users, params), paired by repeat index.
 
@@ -193,8 +92,6 @@ def ratio_series(cells: Sequence[Cell], metrics: Sequence[str]) -> tuple[dict[st
 
 def series(cells: Sequence[Cell], cfg: GateConfig) -> tuple[dict[str, Series], list[str]]:
     """The compared series of one side under the configured normalisation; (series, problems)."""
-    if cfg.normalize == NORMALIZE_CALIBRATION and cfg.calibration is not None:
-        return calibrated_series(cells, cfg.metrics, cfg.calibration)
     if cfg.normalize == NORMALIZE_ASYNC_SYNC:
         return ratio_series(cells, cfg.metrics)
     return plain_series(cells, cfg.metrics), []

@@ -17,10 +17,9 @@ from dataclasses import replace
 from typing import Any
 
 from asyncbench.gate.api import compare
-from asyncbench.gate.config import NORMALIZE_CALIBRATION, resolve_config
+from asyncbench.gate.config import resolve_config
 from asyncbench.gate.decide import EXIT_INVALID, EXIT_REGRESSION
 from asyncbench.gate.measured import LEVELS, rate, wall_times
-from asyncbench.gate.normalize import calibration_cells
 from asyncbench.model.results import Latency, Repeat, Run
 
 METHOD_RESAMPLED = (
@@ -79,7 +78,7 @@ def resampling_estimate(
     Repeat indexes (rounds, shared by all cells so any pairing by index stays
     intact) are split at random into two halves of h = n // 2. compare(half A,
     half B) exiting 1 is a false alarm. For detection, half B of the chosen
-    cells (workloads; default every cell except a calibration cell) is slowed
+    cells (workloads; default every cell) is slowed
     by d: throughput × (1 - d), latencies / (1 - d). `min_repeats` for the gate
     is lowered to h when the run has fewer than twice the gate's minimum, and
     said so. Splits overlap, so the Wilson intervals reported are too narrow.
@@ -104,10 +103,7 @@ def resampling_estimate(
             f"the estimate runs the gate with min_repeats={h} (less power than the real gate)"
         )
         kwargs["min_repeats"] = h
-    calib_keys: set[str] = set()
-    if cfg.normalize == NORMALIZE_CALIBRATION and cfg.calibration:
-        calib_keys = {c.key for c in calibration_cells(run.cells, cfg.calibration).values()}
-    slow_keys = {c.key for c in run.cells if c.key not in calib_keys and (workloads is None or c.workload in workloads)}
+    slow_keys = {c.key for c in run.cells if workloads is None or c.workload in workloads}
     alarms = invalid = 0
     hits = dict.fromkeys(levels, 0)
     det_invalid = dict.fromkeys(levels, 0)

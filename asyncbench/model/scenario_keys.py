@@ -67,7 +67,7 @@ GATE_KEYS: Mapping[str, type] = {
     "min_repeats": int,
     "metrics": list,
     "normalize": str,
-    "calibration": dict,
+    "instructions_threshold": float,
 }
 
 

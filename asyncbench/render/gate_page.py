@@ -100,28 +100,12 @@ def _settings(result: GateResult) -> str:
     )
 
 
-def _calibration_lines(result: GateResult) -> list[str]:
-    if not result.calibration:
-        return []
-    lines = []
-    for setup, info in result.calibration.get("setups", {}).items():
-        ratio = info.get("speed_ratio")
-        where = "" if setup == "*" else f" ({setup})"
-        lines.append(
-            f"calibration cell {info.get('key')}{where}: {_value(info.get('baseline_rps'), 'req/s')} → "
-            f"{_value(info.get('current_rps'), 'req/s')}"
-            + (f" (current machine/session at {fmt_pct(ratio)} of the baseline's speed)" if ratio else "")
-        )
-    return lines
-
-
 # ------------------------------------------------------------------ terminal
 
 
 def terminal_text(result: GateResult, *, width_key: int = 44) -> str:
     lines = [f"{_OUTCOME_TITLE[result.exit_code].upper()}: {result.headline}", f"  {_settings(result)}"]
     lines.append(f"  {result.baseline_label} → {result.current_label}")
-    lines.extend(f"  {line}" for line in _calibration_lines(result))
     header = ("cell", "metric", "baseline", "current", "change", "95% CI", "p (Holm)", "verdict")
     rows = [
         (
@@ -180,8 +164,6 @@ def markdown_summary(result: GateResult, *, max_rows: int = 400) -> str:
         f"`{_md(result.baseline_label)}` → `{_md(result.current_label)}` · {_md(_settings(result))}",
         "",
     ]
-    for line in _calibration_lines(result):
-        out.append(f"- {_md(line)}")
     if result.exit_code != EXIT_OK and result.reasons:
         out += ["", "### Why", ""]
         out += [f"- {_md(r)}" for r in result.reasons]
@@ -276,9 +258,6 @@ def html_comparison(result: GateResult, baseline: Run | None, current: Run | Non
             '<div class="banner"><strong>Nothing was decided.</strong> The comparison is not valid for '
             "the reasons below; a number on this page is not evidence of a regression or of its absence.</div>"
         )
-    calib = _calibration_lines(result)
-    if calib:
-        parts.append("<ul>" + "".join(f"<li>{esc(line)}</li>" for line in calib) + "</ul>")
     if result.reasons:
         title = "Why" if result.exit_code != EXIT_OK else "Summary"
         parts.append(f"<h2>{title}</h2><ul>" + "".join(f"<li>{esc(r)}</li>" for r in result.reasons) + "</ul>")
