@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import subprocess
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from asyncbench.commands._common import ScenarioOptions, load_scenario
+from asyncbench.execute import ROOT
 from asyncbench.gate import accuracy
 
 
@@ -62,7 +65,6 @@ def gate_accuracy_ab(
     optionally a middleware of its own in a head tree; prints the rates."""
     from contextlib import ExitStack
 
-    from asyncbench.execute import ROOT
     from asyncbench.execute.revisions import worktree
     from asyncbench.execute.run import run_scenario
     from asyncbench.gate.ab_accuracy import ab_accuracy, add_middleware
@@ -70,6 +72,14 @@ def gate_accuracy_ab(
     from asyncbench.model.results import Run, load_run
 
     scenario = load_scenario(options)
+    if aa_per_round < 1:
+        print("error: --aa-per-round must be >= 1 (the first A/A run sizes the injection)", file=sys.stderr)
+        return 2
+    if middleware_us and _changed(ROOT, "bench_site"):
+        # head is a worktree of HEAD plus the middleware, base the working tree:
+        # uncommitted site changes would be measured as part of the "regression"
+        print("error: --middleware-us needs bench_site/ committed (head is HEAD plus the middleware)", file=sys.stderr)
+        return 2
     options.reports_dir.mkdir(parents=True, exist_ok=True)
     target = out or options.reports_dir / "gate-accuracy-ab.json"
 
@@ -114,6 +124,13 @@ def gate_accuracy_ab(
         print(f"  {arm}: {d['hits']}/{d['trials']} flagged, measured changes {d['changes']}")
     print(f"results: {target}")
     return 0
+
+
+def _changed(root: Path, path: str) -> bool:
+    """Whether git sees uncommitted changes under `path`."""
+    argv = ["git", "status", "--porcelain", "--", path]
+    done = subprocess.run(argv, check=False, cwd=root, capture_output=True, text=True)
+    return bool(done.stdout.strip())
 
 
 @contextmanager

@@ -154,7 +154,7 @@ class LoadGenerator:
             # users sit this cell out.
             shares = [users // n + (1 if i < users % n else 0) for i in range(n)]
             active = [(d, u) for d, u in zip(self.drivers, shares, strict=True) if u > 0]
-        for d, u in active:
+        for idx, (d, u) in enumerate(active):
             cmd = {
                 "op": "measure",
                 "host": host,
@@ -168,7 +168,7 @@ class LoadGenerator:
                 "min_requests_per_user": min_requests_per_user,
             }
             if rate:
-                cmd.update(rate=rate / len(active), arrival=arrival, connections=u)
+                cmd.update(rate=rate / len(active), arrival=arrival, connections=u, driver=idx, drivers=len(active))
             assert d.proc is not None and d.proc.stdin is not None
             d.proc.stdin.write((json.dumps(cmd) + "\n").encode())
             d.proc.stdin.flush()
@@ -197,9 +197,11 @@ class LoadGenerator:
         requests interleaved (see openloop): one Measurement per target, in order.
         The rate is split evenly across the drivers; each loads every target."""
         n = len(self.drivers)
-        for d in self.drivers:
+        for idx, d in enumerate(self.drivers):
             cmd = {
                 "op": "measure",
+                "driver": idx,
+                "drivers": n,
                 "targets": [{"host": h, "path": p} for h, p in targets],
                 "rate": rate / n,
                 "arrival": arrival,

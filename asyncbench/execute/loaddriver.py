@@ -174,19 +174,8 @@ def measure(cmd: dict[str, Any], recorder: Recorder, emit: Any = None) -> dict[s
         request_hook.remove_listener(recorder.on_request)
 
     h = recorder.hist
-    series = []
     # whole seconds only: a trailing partial second would read as a dip
-    for sec in range(int(duration)):
-        sh = recorder.seconds.get(sec)
-        series.append(
-            {
-                "t": float(sec),
-                "requests": sh.count if sh else 0,
-                "failures": recorder.second_failures.get(sec, 0),
-                "p50_ms": _ms(sh.percentile(50)) if sh else None,
-                "p99_ms": _ms(sh.percentile(99)) if sh else None,
-            }
-        )
+    series = _series(recorder.seconds, recorder.second_failures, int(duration))
     return {
         "ok": True,
         "started_at": recorder.t0,
@@ -236,6 +225,8 @@ def measure_at_rate(cmd: dict[str, Any], emit: Any = None) -> dict[str, Any]:
         window_s=window_s,
         on_window_start=on_start,
         on_window_end=on_end,
+        driver=int(cmd.get("driver", 0)),
+        drivers=int(cmd.get("drivers", 1)),
     )
     duration = max(marks["wall1"] - marks["wall0"], 1e-9)
     # the generator's CPU is shared by the targets of one window
@@ -249,18 +240,7 @@ def measure_at_rate(cmd: dict[str, Any], emit: Any = None) -> dict[str, Any]:
 def _open_result(  # noqa: PLR0917  one window's facts, all positional from one call site
     tally: OpenTally, rate: float, started_at: float, duration: float, settle_s: float, window_s: float, cpu: float
 ) -> dict[str, Any]:
-    series = []
-    for sec in range(int(window_s)):
-        sh = tally.seconds.get(sec)
-        series.append(
-            {
-                "t": float(sec),
-                "requests": sh.count if sh else 0,
-                "failures": tally.second_failures.get(sec, 0),
-                "p50_ms": _ms(sh.percentile(50)) if sh else None,
-                "p99_ms": _ms(sh.percentile(99)) if sh else None,
-            }
-        )
+    series = _series(tally.seconds, tally.second_failures, int(window_s))
     h = tally.hist
     return {
         "ok": True,
@@ -291,6 +271,23 @@ def _open_result(  # noqa: PLR0917  one window's facts, all positional from one 
             "send_lag": lag_summary(tally.lags_us),
         },
     }
+
+
+def _series(seconds: dict[int, Histogram], failures: dict[int, int], n: int) -> list[dict[str, Any]]:
+    """The window second by second: answers, failures, p50 and p99."""
+    out = []
+    for sec in range(n):
+        sh = seconds.get(sec)
+        out.append(
+            {
+                "t": float(sec),
+                "requests": sh.count if sh else 0,
+                "failures": failures.get(sec, 0),
+                "p50_ms": _ms(sh.percentile(50)) if sh else None,
+                "p99_ms": _ms(sh.percentile(99)) if sh else None,
+            }
+        )
+    return out
 
 
 def _ms(us: float | None) -> float | None:

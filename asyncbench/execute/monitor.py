@@ -62,16 +62,22 @@ def _tree(pid: int) -> list[psutil.Process]:
         return []
 
 
-def _cpu_times(procs: list[psutil.Process]) -> dict[int, float]:
-    out: dict[int, float] = {}
+def _cpu_times(procs: list[psutil.Process]) -> dict[tuple[int, float], float]:
+    """CPU seconds per process, keyed by (pid, start time): a pid reused within
+    a window is a new process, counted from zero, not a negative difference."""
+    out: dict[tuple[int, float], float] = {}
     for p in procs:
+        try:
+            key = (p.pid, p.create_time())
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
         precise = process_cpu_s(p.pid)
         if precise is not None:
-            out[p.pid] = precise
+            out[key] = precise
             continue
         try:
             t = p.cpu_times()
-            out[p.pid] = t.user + t.system
+            out[key] = t.user + t.system
         except (psutil.NoSuchProcess, psutil.AccessDenied):
             continue
     return out
@@ -97,7 +103,7 @@ class TreeMonitor:
         self._rss_peak = 0
         self._pids: set[int] = set()
         self._changes = 0
-        self._start_cpu: dict[int, float] = {}
+        self._start_cpu: dict[tuple[int, float], float] = {}
         self._start_wall = 0.0
         self._thread = threading.Thread(target=self._loop, name=f"monitor-{pid}", daemon=True)
         self._thread.start()

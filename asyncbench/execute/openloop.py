@@ -35,8 +35,8 @@ from locustfiles.causes import failure_kind, response_failure
 
 ARRIVALS = ("uniform", "poisson")
 DEFAULT_CONNECTIONS = 64
-# A request still unanswered this long after the window's end is filed as
-# unfinished (with the latency it had reached, a lower bound).
+# A request due in the window and still unanswered this long after the
+# window's end is filed as a failure, "unfinished".
 COMPLETION_GRACE_S = 5.0
 SEED = 20261127
 
@@ -102,6 +102,8 @@ def measure_open(
     on_window_start: Callable[[], None],
     on_window_end: Callable[[], None],
     timeout: float = 60.0,
+    driver: int = 0,
+    drivers: int = 1,
 ) -> tuple[list[OpenTally], float]:
     """Run the schedule for settle_s + window_s; returns (one tally per target, window start (unix)).
 
@@ -118,7 +120,9 @@ def measure_open(
     if not targets:
         raise ValueError("no target to load")
     k = len(targets)
-    rng = random.Random(SEED)
+    # several driver processes share the rate: each its own seed, and evenly
+    # spaced schedules offset by a fraction of the gap, so they interleave
+    rng = random.Random(SEED + driver)
     pools: list[list[tuple[FastHttpSession, dict[str, Any]]]] = [
         [_session(host, timeout) for _ in range(max(1, connections))] for host, _ in targets
     ]
@@ -158,7 +162,7 @@ def measure_open(
         else:
             tally.record((done - due) * 1e6, sec)
 
-    due = t_start
+    due = t_start + (driver / max(1, drivers)) / (rate * k) if arrival == "uniform" else t_start
     order: list[int] = []
     while due < w_end:
         if not order:
@@ -190,13 +194,13 @@ def measure_open(
     gevent.joinall(list(in_flight), timeout=COMPLETION_GRACE_S)
     still = [g for g in in_flight if not g.dead]
     for g in still:
-        g.kill(block=False)
-    if still:
-        # which target a killed greenlet served is in its args
-        for g in still:
-            i = g.args[0] if g.args else 0
+        # fire(i, slot, due, counted): only a request due in the window counts
+        i, _, due_at, counted = g.args
+        if counted:
             tallies[i].unfinished += 1
-            tallies[i].failures["unfinished"] = tallies[i].failures.get("unfinished", 0) + 1
+            tallies[i].fail("unfinished", int(due_at - w_start))
+    # killed now, not at the driver's next switch (which may be inside the next window)
+    gevent.killall(still, block=True, timeout=1.0)
     return tallies, time.time() - (time.perf_counter() - w_start)
 
 

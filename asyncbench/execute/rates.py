@@ -42,7 +42,8 @@ def round_down(x: float, digits: int = 2) -> float:
     if x <= 0:
         return 0.0
     scale = 10 ** (digits - 1 - math.floor(math.log10(x)))
-    return float(math.floor(x * scale) / scale)
+    # the epsilon keeps 0.57 from reading as 0.5699999 and rounding to 0.56
+    return float(math.floor(x * scale * (1 + 1e-12)) / scale)
 
 
 def share(group: Group, joint: bool) -> int:

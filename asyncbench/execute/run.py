@@ -310,7 +310,8 @@ def _run_group(
         ctx.progress.note(f"  {group.label}: {state.rate_rule}")
     while state.blocks < load.max_blocks:
         t_block = time.monotonic()
-        if load.restart == "block":
+        if load.restart == "block" and state.blocks > 0:
+            # block 0 runs on the servers already up (fresh for it: no other block used them)
             keys = sorted({(a.setup, a.revision) for a in group.arms})
             ctx.restart(keys, random.Random(f"{ctx.scenario.name}/{group.label}/{state.blocks}/restart"))
         for planned in group.units(ctx.scenario.name, state.blocks, joint=load.open_model and revisions):
@@ -366,7 +367,8 @@ def _run_interleaved(
     """load.interleave = "run": each block measures every group's arms (the
     groups in a random order), after one restart of the servers when
     load.restart = "block". A fixed number of blocks (min_blocks = max_blocks,
-    checked by the scenario), as the gate wants; the budget can end it early."""
+    checked by the scenario), as the gate wants; a budget can end it early (and
+    the gate then finds too few blocks and says so: exit 2)."""
     load = ctx.scenario.load
     states = ctx.interleaved = [GroupState(g, load.budget_s, load.precision) for g in gs]
     for state in states:
@@ -379,7 +381,8 @@ def _run_interleaved(
     stop = "max_blocks"
     for block in range(load.max_blocks):
         t_block = time.monotonic()
-        if load.restart == "block":
+        if load.restart == "block" and block > 0:
+            # block 0 runs on the servers started for the run (no other block used them)
             ctx.restart(keys, random.Random(f"{ctx.scenario.name}/run/{block}/restart"))
         order = list(states)
         random.Random(f"{ctx.scenario.name}/run/{block}/groups").shuffle(order)

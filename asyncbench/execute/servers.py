@@ -98,37 +98,44 @@ def start_servers(requests: list[ServerRequest]) -> list[Server | ProcessError]:
     a block's restart costs one server's start-up, not the sum of them.
     A server that fails to start comes back as its error; the others run."""
     launched: list[tuple[ServerRequest, ManagedProcess, list[str], dict[str, str], int, int] | ProcessError] = []
-    for req in requests:
-        spec = req.config.spec
-        workers = req.config.workers or max(1, len(req.cpus) or 1)
-        if spec.max_workers is not None:
-            workers = min(workers, spec.max_workers)
-        if req.port is None:
-            port = free_port()
-        else:
-            check_port_free(req.port)
-            port = req.port
-        argv = spec.argv(LOOPBACK, port, workers, req.config.threads)
-        env = dict(req.env)
-        if req.config.sync_middleware:
-            env["BENCH_SYNC_MIDDLEWARE"] = "1"
-        label = f"{req.config.name}{'-' + req.revision if req.revision else ''}"
-        proc = ManagedProcess(
-            label,
-            [*cpu_pinning_prefix(req.cpus), *argv],
-            log_path=req.log_dir / f"server-{label}.log",
-            env=env,
-            cwd=req.root,
-            port=port,
-            health_path="/health",
-            ready_timeout=60,
-        )
-        try:
-            proc.start()
-        except ProcessError as exc:
-            launched.append(exc)
-            continue
-        launched.append((req, proc, argv, env, workers, port))
+    try:
+        for req in requests:
+            spec = req.config.spec
+            workers = req.config.workers or max(1, len(req.cpus) or 1)
+            if spec.max_workers is not None:
+                workers = min(workers, spec.max_workers)
+            if req.port is None:
+                port = free_port()
+            else:
+                check_port_free(req.port)
+                port = req.port
+            argv = spec.argv(LOOPBACK, port, workers, req.config.threads)
+            env = dict(req.env)
+            if req.config.sync_middleware:
+                env["BENCH_SYNC_MIDDLEWARE"] = "1"
+            label = f"{req.config.name}{'-' + req.revision if req.revision else ''}"
+            proc = ManagedProcess(
+                label,
+                [*cpu_pinning_prefix(req.cpus), *argv],
+                log_path=req.log_dir / f"server-{label}.log",
+                env=env,
+                cwd=req.root,
+                port=port,
+                health_path="/health",
+                ready_timeout=60,
+            )
+            try:
+                proc.start()
+            except ProcessError as exc:
+                launched.append(exc)
+                continue
+            launched.append((req, proc, argv, env, workers, port))
+    except BaseException:
+        # a port taken, a process that would not spawn, Ctrl-C: nothing launched survives
+        for item in launched:
+            if not isinstance(item, ProcessError):
+                item[1].stop()
+        raise
     out: list[Server | ProcessError] = []
     for i, item in enumerate(launched):
         if isinstance(item, ProcessError):

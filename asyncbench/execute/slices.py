@@ -27,7 +27,7 @@ from asyncbench.execute.groups import GroupState
 from asyncbench.execute.load import LoadGenerator, Measurement
 from asyncbench.execute.monitor import CoreMonitor, TreeMonitor, WindowUsage
 from asyncbench.execute.plan import Planned
-from asyncbench.execute.processes import PortInUseError, ProcessError
+from asyncbench.execute.processes import ProcessError
 from asyncbench.execute.servers import Drain, Server, ServerRequest, drain_server, start_servers, stop_server
 from asyncbench.execute.setups import SetupConfig
 from asyncbench.model.histogram import Histogram
@@ -91,8 +91,6 @@ class RunContext:
         started = start_servers([self._request(config, rev) for config, rev in which])
         out: list[Server | None] = []
         for (config, rev), srv in zip(which, started, strict=True):
-            if isinstance(srv, PortInUseError):
-                raise srv
             if isinstance(srv, ProcessError):
                 self.start_errors[(config.name, rev)] = str(srv).splitlines()[0]
                 self.progress.note(f"setup {config.name} failed to start: {srv}")
@@ -113,6 +111,8 @@ class RunContext:
         self.progress.note(f"{item.setup} died; restarting it")
         stop_server(server)
         del self.servers[key]
+        # every arm on the new process has its body checked again
+        self.checked = {c for c in self.checked if c[0] != key}
         return self.start(server.config, item.revision), True
 
     def restart(self, keys: list[tuple[str, str]], rng: random.Random) -> None:

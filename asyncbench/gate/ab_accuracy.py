@@ -139,6 +139,8 @@ def ab_accuracy(
     note: Callable[[str], None] = print,
     out: Path | None = None,
 ) -> dict[str, Any]:
+    if aa_per_round < 1:
+        raise ValueError("aa_per_round must be >= 1: the first A/A run sizes the injection")
     rng = random.Random(seed)
     sizes: dict[str, dict[float, int]] = {}
     trials: list[dict[str, Any]] = []
@@ -160,6 +162,8 @@ def ab_accuracy(
             trees: dict[str, Path] | None = None
             env: dict[str, dict[str, str]] = {}
             if isinstance(kind, float):
+                if not sizes:
+                    raise RuntimeError("no injection size: the first A/A run measured no no-I/O base arm")
                 for setup, by_level in sizes.items():
                     env[f"{REVISION_HEAD}@{setup}"] = {
                         ENV_CPU_US: str(by_level[kind]),

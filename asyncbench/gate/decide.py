@@ -71,7 +71,8 @@ class Comparison:
 
     @property
     def change(self) -> float | None:
-        """Relative change of the medians, current vs baseline (+0.12 = 12% higher)."""
+        """Relative change, current vs baseline (+0.12 = 12% higher): of the medians
+        (two runs), or the geometric mean of the per-block ratios (A/B, paired)."""
         return None if self.ratio is None else self.ratio - 1.0
 
     @property
@@ -241,8 +242,9 @@ def paired_test(logs: Sequence[float], higher_is_better: bool) -> tuple[float, f
     sd = stdev(logs) if n > 1 else 0.0
     se = sd / math.sqrt(n) if n else 0.0
     if se == 0:
-        up = 0.0 if mean > 0 else 1.0
-        p_up, p_down = (up, 1.0 - up) if mean != 0 else (1.0, 1.0)
+        # every block gave the same ratio (a histogram bucket repeated, say):
+        # no spread to test against, so no significance either way
+        p_up = p_down = 1.0
         ci = (math.exp(mean), math.exp(mean))
     else:
         stat = mean / se
