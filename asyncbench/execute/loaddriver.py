@@ -40,7 +40,7 @@ import gevent
 from locust.env import Environment
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from asyncbench.execute.openloop import DEFAULT_CONNECTIONS, OpenTally, lag_summary, measure_open
+from asyncbench.execute.openloop import DEFAULT_CONNECTIONS, OpenTally, lag_summary, measure_open, record_latency
 from asyncbench.model.histogram import Histogram
 from locustfiles.causes import failure_kind
 from locustfiles.endpoint import EndpointUser
@@ -82,13 +82,8 @@ class Recorder:
             self.failures[kind] = self.failures.get(kind, 0) + 1
             self.second_failures[sec] = self.second_failures.get(sec, 0) + 1
             return
-        us = response_time * 1000.0
         self.ok += 1
-        self.hist.record(us)
-        h = self.seconds.get(sec)
-        if h is None:
-            h = self.seconds[sec] = Histogram()
-        h.record(us)
+        record_latency(self.hist, self.seconds, response_time * 1000.0, sec)
 
 
 def _failure_kind(exc: BaseException) -> str:

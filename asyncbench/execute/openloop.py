@@ -61,11 +61,16 @@ class OpenTally:
 
     def record(self, us: float, sec: int) -> None:
         self.ok += 1
-        self.hist.record(us)
-        h = self.seconds.get(sec)
-        if h is None:
-            h = self.seconds[sec] = Histogram()
-        h.record(us)
+        record_latency(self.hist, self.seconds, us, sec)
+
+
+def record_latency(hist: Histogram, seconds: dict[int, Histogram], us: float, sec: int) -> None:
+    """One answer's latency into the window's histogram and its second's (both loops use it)."""
+    hist.record(us)
+    h = seconds.get(sec)
+    if h is None:
+        h = seconds[sec] = Histogram()
+    h.record(us)
 
 
 def schedule(rate: float, arrival: str, rng: random.Random) -> Callable[[], float]:
