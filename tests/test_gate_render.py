@@ -80,6 +80,15 @@ def test_ab_rendering_shows_one_environment() -> None:
     assert "A/B in one job" in page
     assert "<h2>Environment</h2>" in page
     assert "base → head" in gate_render.terminal_text(result)
+    # the method says how this gate decided: the paired test, not Mann–Whitney
+    assert "paired t-test" in page and "Mann–Whitney" not in page
+    assert "paired t-test" in gate_render.markdown_summary(result)
+
+
+def test_two_run_rendering_names_mann_whitney() -> None:
+    result, baseline, current = _regression()
+    page = gate_render.html_comparison(result, baseline, current)
+    assert "Mann–Whitney" in page and "paired t-test" not in page
 
 
 def test_write_outputs(tmp_path: Path) -> None:

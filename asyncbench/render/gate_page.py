@@ -56,6 +56,21 @@ METHOD = (
     "medians exceeds the practical threshold of its metric. The interval is a 95% "
     "percentile bootstrap of the ratio of medians."
 )
+METHOD_PAIRED = (
+    "A/B in one job: base and head were measured in the same windows, block by block. "
+    "Each cell × metric is a one-sided paired t-test on the per-block log ratios head/base "
+    "(throughput lower / CPU and latency higher). Holm's correction holds the family-wise "
+    "false-alarm rate at α over all tests of the gate. A comparison is a regression only "
+    "when it is significant after the correction AND the change exceeds the practical "
+    "threshold of its metric. The change is the geometric mean of the per-block ratios and "
+    "its interval the t interval of that mean; the base and head columns are the medians "
+    "of the slices, shown for scale."
+)
+
+
+def method(result: GateResult) -> str:
+    """How this gate decided: the paired test (A/B) or Mann–Whitney (two runs)."""
+    return METHOD_PAIRED if result.mode == MODE_REVISIONS else METHOD
 
 
 def ordered(result: GateResult) -> list[Comparison]:
@@ -188,7 +203,7 @@ def markdown_summary(result: GateResult, *, max_rows: int = 400) -> str:
         )
     if len(rows) > max_rows:
         out.append(f"\n… and {len(rows) - max_rows} more rows: see the comparison page.")
-    out += ["", f"<sub>{_md(METHOD)} Gate time {result.elapsed_s:.2f} s.</sub>", ""]
+    out += ["", f"<sub>{_md(method(result))} Gate time {result.elapsed_s:.2f} s.</sub>", ""]
     return "\n".join(out)
 
 
@@ -315,7 +330,7 @@ def html_comparison(result: GateResult, baseline: Run | None, current: Run | Non
             raw_html_cols=(10,),
         )
     )
-    parts.append(f"<h2>Method</h2><p>{esc(METHOD)}</p>")
+    parts.append(f"<h2>Method</h2><p>{esc(method(result))}</p>")
     if current is baseline or baseline is None or current is None:
         # A/B in one job: one run, one environment
         one = _env_rows(baseline or current, None)
