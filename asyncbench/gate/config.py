@@ -39,8 +39,11 @@ DEFAULT_BOOTSTRAP = 2000
 # The instruction-count gate (gate.instructions): a change of instructions per
 # request above this fraction (or above 3x the spread of identical runs,
 # whichever is larger) is a regression. `gate.instructions_threshold`.
+# 0.5%: identical runs spread 0-0.36% here and the same code moved 0.2-0.3%
+# under another path (memory layout), while a 1% change must clear the bar
+# every time (a 1% threshold made a 1.0% injection a coin flip).
 INSTRUCTIONS_THRESHOLD_KEY = "instructions_threshold"
-DEFAULT_INSTRUCTIONS_THRESHOLD = 0.01
+DEFAULT_INSTRUCTIONS_THRESHOLD = 0.005
 
 
 @dataclass(frozen=True)
