@@ -56,6 +56,55 @@ def _path(value: str | None) -> Path | None:
     return Path(value) if value else None
 
 
+def _targets(args: argparse.Namespace) -> tuple[Any, ...]:
+    """run --target/--agent as targets; TargetError (exit 2) names the flag."""
+    targets, agents = getattr(args, "target", None) or [], getattr(args, "agent", None) or []
+    if not targets and not agents:
+        return ()
+    from asyncbench.execute.target import TargetError, parse_targets
+
+    parsed = parse_targets(targets, agents)
+    # what configures servers the runner starts has no meaning for a deployment it does not
+    for flag, value, why in (
+        ("--setups", args.setups, "each target is a setup, named by --target NAME=URL"),
+        ("--db", args.db, "the deployment's database is its own; the runner does not migrate or seed it"),
+        ("--rows", args.rows, "the deployment's database is its own; the runner does not seed it"),
+        ("--server-env", args.server_env, "the runner does not start the deployment's servers"),
+        ("--port-base", args.port_base, "the runner does not start the deployment's servers"),
+    ):
+        if value:
+            raise TargetError(f"{flag}: not with --target ({why})")
+    return parsed
+
+
+def _workers(args: argparse.Namespace) -> int | None:
+    """--workers, or the deprecated --processes (its old name), said so."""
+    if args.processes is not None:
+        print("warning: --processes is deprecated: use --workers (a locust master and N workers)", file=sys.stderr)
+        if args.workers is None:
+            return int(args.processes)
+    return args.workers if args.workers is None else int(args.workers)
+
+
+def _pool(args: argparse.Namespace) -> Any:
+    """--expect-workers and --master-bind: load workers on other machines (None: local only)."""
+    if not args.expect_workers and not args.master_bind:
+        return None
+    from asyncbench.execute.distributed import PoolOptions
+
+    return PoolOptions(expect_workers=args.expect_workers or 0, master_bind=args.master_bind or "")
+
+
+def _hostport(value: str) -> str:
+    from asyncbench.execute.distributed import parse_bind
+
+    try:
+        parse_bind(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return value
+
+
 def scenario_options(args: argparse.Namespace) -> ScenarioOptions:
     """The scenario options of a measuring command, from its parsed arguments."""
     return ScenarioOptions(
@@ -67,7 +116,7 @@ def scenario_options(args: argparse.Namespace) -> ScenarioOptions:
             warmup=args.warmup,
             precision=args.precision,
             budget=args.budget,
-            processes=args.processes,
+            workers=_workers(args),
             setups=_tuple(args.setups),
             workloads=_tuple(args.workloads),
             db=args.db,
@@ -78,6 +127,8 @@ def scenario_options(args: argparse.Namespace) -> ScenarioOptions:
         port_base=args.port_base,
         # how to reproduce the run, recorded in its results
         command=("python", "runner.py", *sys.argv[1:]),
+        targets=_targets(args),
+        pool=_pool(args),
     )
 
 
@@ -88,6 +139,27 @@ def cmd_run(args: argparse.Namespace) -> int:
     from asyncbench.commands import run
 
     return run.run(options=scenario_options(args), report=not args.no_report)
+
+
+def cmd_agent(args: argparse.Namespace) -> int:
+    from asyncbench.execute.agent import serve
+
+    return serve(pid=args.pid, name=args.name, bind=args.bind)
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    """Become a locust worker process (locust patches the standard library at
+    import, so it gets a fresh interpreter rather than this one)."""
+    import os
+
+    root = str(Path(__file__).resolve().parent)
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH", "")) if p)
+    argv = [sys.executable, "-m", "asyncbench.execute.locustworker", "--master", args.master]
+    if args.cpus:
+        argv += ["--cpus", args.cpus]
+    sys.stdout.flush()
+    os.execve(sys.executable, argv, env)  # replaces this process: never returns
 
 
 def cmd_check_intervals(args: argparse.Namespace) -> int:
@@ -234,7 +306,28 @@ def _add_scenario_options(p: argparse.ArgumentParser, default: str) -> None:
     p.add_argument("--warmup", type=float, help="settle seconds before each slice's window")
     p.add_argument("--precision", type=float, help="target half-width of every ratio's 95%% interval, e.g. 0.05")
     p.add_argument("--budget", type=float, help="measuring budget of the whole run in seconds (0 = no limit)")
-    p.add_argument("--processes", type=int, help="load-driver processes (locust) to split users across")
+    p.add_argument(
+        "--workers",
+        type=int,
+        help="load workers on this machine (default: the scenario's load.workers, 1 = one locust process); "
+        "2 or more start a locust master and that many workers, pinned to the generator's CPUs, measuring "
+        "one common window per slice",
+    )
+    p.add_argument("--processes", type=int, help="deprecated: the old name of --workers")
+    p.add_argument(
+        "--expect-workers",
+        type=int,
+        metavar="M",
+        help="also wait for M load workers from other machines (`runner.py worker --master HOST:PORT` there); "
+        "the servers must be reachable from them (--target)",
+    )
+    p.add_argument(
+        "--master-bind",
+        type=_hostport,
+        metavar="HOST[:PORT]",
+        help="where the locust master listens for workers (default 127.0.0.1 and a free port; 0.0.0.0 or an "
+        "address the load machines reach, for --expect-workers)",
+    )
     p.add_argument("--db", help="sqlite (default), postgres (127.0.0.1:5432), or a postgresql:// URL")
     p.add_argument("--rows", type=int, help="rows to seed")
     p.add_argument(
@@ -263,7 +356,56 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="run a scenario and write reports/<run>/results.json and index.html")
     _add_scenario_options(p, "quick")
     p.add_argument("--no-report", action="store_true", help="do not write the HTML report")
+    p.add_argument(
+        "--target",
+        action="append",
+        metavar="[NAME=]URL",
+        help="measure an existing deployment of bench_site at this http:// or https:// URL instead of the "
+        "scenario's setups (repeatable, one setup each; a bare URL is named 'target'; the URL's path is a "
+        "prefix of every endpoint). Nothing is started, migrated or seeded; server CPU and RSS are not "
+        "measured without --agent",
+    )
+    p.add_argument(
+        "--agent",
+        action="append",
+        metavar="[NAME=]URL",
+        help="with --target: the resource agent (`runner.py agent` on the server host) of that target, "
+        "http://HOST:PORT, read at each window's start and end for the server's CPU and RSS",
+    )
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser(
+        "agent",
+        help="on a server host: report one process tree's CPU and RSS over HTTP for run --target --agent",
+        description=(
+            "A read-only HTTP sidecar: GET /usage answers the CPU (ns, per process, children included) and RSS "
+            "of the process tree fixed at start (--pid, or --name matching exactly one tree). It never takes "
+            "a process from a request and only answers GET. Stop it with Ctrl-C."
+        ),
+    )
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--pid", type=int, help="the server's root process (e.g. gunicorn's master)")
+    which.add_argument("--name", help="the server's process name as `ps -eo comm` shows it; exactly one tree")
+    p.add_argument(
+        "--bind",
+        default="127.0.0.1:8089",
+        metavar="HOST:PORT",
+        help="where to listen (default 127.0.0.1:8089; port 0 = any free port, printed at start). "
+        "No authentication: bind beyond loopback only on a network you trust",
+    )
+    p.set_defaults(func=cmd_agent)
+
+    p = sub.add_parser(
+        "worker",
+        help="on a load machine: join a run's locust master as a load worker (run --expect-workers)",
+        description=(
+            "Runs a locust worker that joins the master at HOST:PORT (the run prints it), measures the slices "
+            "it is sent in the master's common window, and serves until the master quits. Ctrl-C stops it."
+        ),
+    )
+    p.add_argument("--master", required=True, type=_hostport, metavar="HOST:PORT", help="the run's locust master")
+    p.add_argument("--cpus", help="pin the worker to these CPUs, e.g. 2,3")
+    p.set_defaults(func=cmd_worker)
 
     p = sub.add_parser(
         "check-intervals",
@@ -394,7 +536,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--views", type=_csv, help="only these, e.g. noio/sync@wsgi,noio/async@asgi (or noio/sync: both handlers)"
     )
     p.add_argument("--handlers", type=_csv, default=["wsgi", "asgi"], help="wsgi,asgi (default both)")
-    p.add_argument("--threshold", type=float, help="fraction (default: gate.instructions_threshold, else 0.01)")
+    p.add_argument("--threshold", type=float, help="fraction (default: gate.instructions_threshold, else 0.005)")
     p.add_argument("--runs", type=int, default=3, help="identical runs per side, interleaved (default 3)")
     p.add_argument("--requests", type=int, default=50, help="measured requests per view and handler (default 50)")
     p.add_argument("--warmup", type=int, default=20, help="uncounted requests before each (default 20)")
@@ -422,6 +564,7 @@ def main(argv: list[str] | None = None) -> int:
     # stops a backgrounded run cleanly too.
     signal.signal(signal.SIGINT, signal.default_int_handler)
     from asyncbench.execute.processes import PortInUseError, ProcessError
+    from asyncbench.execute.target import TargetError
     from asyncbench.model.results import ResultsError
     from asyncbench.model.scenario import ScenarioError
 
@@ -430,7 +573,7 @@ def main(argv: list[str] | None = None) -> int:
     except ScenarioError as exc:
         print(f"error: bad scenario: {exc}", file=sys.stderr)
         return INVALID
-    except (ResultsError, PortInUseError) as exc:
+    except (ResultsError, PortInUseError, TargetError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return INVALID
     except ProcessError as exc:

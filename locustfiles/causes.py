@@ -16,8 +16,9 @@ import json
 MAX_TEXT = 60
 
 
-def response_failure(status: int, body: bytes | None) -> str:
-    """'HTTP <status>' plus the `error` a JSON body names, if any."""
+def response_failure(status: int, body: bytes | None, expected: int | None = None) -> str:
+    """'HTTP <status>' plus the `error` a JSON body names, if any, and the
+    status that was `expected` when an endpoint names one."""
     error = None
     if body:
         try:
@@ -26,7 +27,7 @@ def response_failure(status: int, body: bytes | None) -> str:
             data = None
         if isinstance(data, dict) and isinstance(data.get("error"), str):
             error = data["error"].strip().splitlines()[0][:MAX_TEXT] if data["error"].strip() else None
-    return f"HTTP {status}" + (f": {error}" if error else "")
+    return f"HTTP {status}" + (f": {error}" if error else "") + (f" (expected {expected})" if expected else "")
 
 
 def failure_kind(exc: BaseException) -> str:

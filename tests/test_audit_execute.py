@@ -120,7 +120,7 @@ def health_port() -> Iterator[int]:
 
 def _server(port: int, busy: float) -> Server:
     monitor = SimpleNamespace(busy_fraction=lambda interval: busy)
-    return cast(Server, SimpleNamespace(port=port, monitor=monitor))
+    return cast(Server, SimpleNamespace(port=port, monitor=monitor, origin="", prefix="", health="/health"))
 
 
 def test_an_idle_server_drains_in_time(health_port: int) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import replace
 from pathlib import Path
 
@@ -18,8 +19,8 @@ V1 = Path(__file__).parent / "fixtures" / "v1-quick"
 def test_scenarios_lists_every_shipped_scenario(capsys: pytest.CaptureFixture[str]) -> None:
     assert catalog.scenarios() == OK
     out = capsys.readouterr().out
-    for name in ("ci", "quick", "full"):
-        assert f"{name:10s} ok" in out
+    for name in ("ci", "quick", "full", "example-own-app"):
+        assert re.search(rf"^{name} +ok ", out, re.MULTILINE), out
 
 
 def test_setups_lists_every_setup(capsys: pytest.CaptureFixture[str]) -> None:

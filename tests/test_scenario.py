@@ -170,7 +170,7 @@ def test_a_sweep_limited_to_some_levels_runs_the_fixed_params_elsewhere():
         sc.parse(with_(["workloads", "fanout"], {**fanout, "sweep_users": [8]}))
 
 
-@pytest.mark.parametrize("name", ["quick", "full", "ci", "seed"])
+@pytest.mark.parametrize("name", ["quick", "full", "ci", "seed", "example-own-app"])
 def test_shipped_scenarios_are_valid(name):
     s = sc.load(name)
     assert s.name == name

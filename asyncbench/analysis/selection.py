@@ -24,6 +24,15 @@ def variant_kind(variant: str, fallback: str = "") -> str:
     return "async" if variant.startswith("async") else "sync"
 
 
+def run_variant_kind(run: Run, variant: str) -> str:
+    """ "sync" or "async" for a variant of this run: what its cells recorded (a
+    scenario's own endpoint names its variants' kinds), else `variant_kind`."""
+    for c in run.cells:
+        if c.variant == variant and c.kind:
+            return c.kind
+    return variant_kind(variant)
+
+
 def cell_kind(cell: Cell) -> str:
     return cell.kind or variant_kind(cell.variant)
 

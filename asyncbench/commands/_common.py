@@ -5,8 +5,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from asyncbench.model import scenario as sc
+
+if TYPE_CHECKING:
+    from asyncbench.execute.distributed import PoolOptions
+    from asyncbench.execute.target import Target
 
 OK = 0
 FAILED = 1  # a regression (gate) or a failed command
@@ -29,6 +34,10 @@ class ScenarioOptions:
     port_base: int | None = None
     # how to reproduce the run, recorded in its results
     command: tuple[str, ...] = ("python", "runner.py")
+    # run --target: existing deployments measured instead of the scenario's setups
+    targets: tuple[Target, ...] = ()
+    # run --expect-workers/--master-bind: load workers on other machines (None: local only)
+    pool: PoolOptions | None = None
 
 
 def load_scenario(options: ScenarioOptions) -> sc.Scenario:

@@ -39,6 +39,8 @@ def measure(
             port_base=options.port_base,
             revisions=revisions,
             arm_env=arm_env,
+            targets=options.targets,
+            pool=options.pool,
         )
     except RunInterrupted as exc:
         print(on_interrupt.format(run_dir=exc.run_dir), file=sys.stderr)

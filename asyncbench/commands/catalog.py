@@ -11,16 +11,18 @@ from asyncbench.model import scenario as sc
 def scenarios() -> int:
     """List the scenario files with their groups, arms and planned wall time; exit 2 if one is bad."""
     status = OK
-    for path in sorted(sc.SCENARIO_DIR.glob("*.toml")):
+    paths = sorted(sc.SCENARIO_DIR.glob("*.toml"))
+    width = max([10, *(len(p.stem) for p in paths)])
+    for path in paths:
         try:
             s = sc.load(str(path))
             gs = groups(s, [""])
             arms = sum(len(g.arms) for g in gs)
             least, most = planned_wall_s(s, gs)
             when = f"{least / 60:4.0f}–{most / 60:.0f} min"
-            print(f"{path.stem:10s} ok   {len(gs):3d} groups {arms:4d} arms  {when:>11s}  {s.description}")
+            print(f"{path.stem:{width}s} ok   {len(gs):3d} groups {arms:4d} arms  {when:>11s}  {s.description}")
         except sc.ScenarioError as exc:
-            print(f"{path.stem:10s} BAD  {exc}")
+            print(f"{path.stem:{width}s} BAD  {exc}")
             status = INVALID
     return status
 

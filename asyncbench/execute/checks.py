@@ -11,8 +11,9 @@ from asyncbench.analysis import stats
 from asyncbench.execute.load import Measurement
 from asyncbench.execute.monitor import WindowUsage
 from asyncbench.execute.plan import Planned
-from asyncbench.execute.processes import LOOPBACK, http_get
+from asyncbench.execute.processes import LOOPBACK, http_request
 from asyncbench.execute.servers import Drain
+from asyncbench.execute.target import url_get
 from asyncbench.model import flags
 from asyncbench.model.results import Flag, Latency, Repeat, Second
 from asyncbench.model.scenario import Scenario
@@ -33,22 +34,37 @@ class WindowProbe:
     server_cpus_busy_percent: float | None = None
 
 
-def check_body(item: Planned, port: int, references: References) -> str | None:
-    """Request the endpoint once: it must answer 200 with a well-formed body,
-    and the same status, content type and bytes as its twins on every setup.
-    Returns the problem, or None."""
+def check_body(item: Planned, port: int, references: References, *, origin: str = "", prefix: str = "") -> str | None:
+    """Request the endpoint once: it must answer 200 (a scenario's endpoint:
+    the status it names) with a well-formed body, and the same status,
+    content type and bytes as its twins on every setup (an endpoint with
+    identical_bodies = false: the status only). Returns the problem, or None.
+    `origin` and `prefix`: an existing deployment's scheme://host:port and
+    path prefix (else the local `port`)."""
+    arm = item.arm
+    spec = arm.request
+    method, sent, data = spec.method, spec.header_dict(), spec.body
+    what = item.path if spec.method == "GET" else f"{spec.method} {item.path}"
     try:
-        status, body, headers = http_get(LOOPBACK, port, item.path, timeout=30)
+        if origin:
+            status, body, headers = url_get(
+                origin, prefix + item.path, timeout=30, method=method, headers=sent, body=data
+            )
+        else:
+            status, body, headers = http_request(LOOPBACK, port, method, item.path, headers=sent, body=data, timeout=30)
     except OSError as exc:
-        return f"request to {item.path} failed: {exc}"
-    if status != 200:
-        return f"{item.path} answered HTTP {status}: {body[:200].decode('utf-8', 'replace')}"
+        return f"request to {prefix + what} failed: {exc}"
+    expected = spec.status or 200
+    if status != expected:
+        return f"{what} answered HTTP {status} (expected {expected}): {body[:200].decode('utf-8', 'replace')}"
     ctype = headers.get("content-type", "")
     if ctype.startswith("application/json"):
         try:
             json.loads(body)
         except ValueError:
             return f"{item.path} answered {ctype} that is not valid JSON: {body[:120]!r}"
+    if not arm.identical_bodies:
+        return None
     key = (item.workload, item.params)
     ref = references.get(key)
     if ref is None:
@@ -91,11 +107,12 @@ def generator_flags(
         return _open_generator_flags(m, limit)
     busy = probe.generator_cores_busy_percent
     ncpus = len(probe.generator_cpus) or 1
-    locust_cpu = sum(m.driver_cpu_percents) if m.driver_cpu_percents else m.generator_cpu_percent
+    # the load workers on this machine (remote ones use their own CPUs)
+    locust_cpu = m.local_driver_cpu_percent
     upstream = probe.upstream_cpu_percent
     ours = None if upstream is None else locust_cpu + upstream
     if m.generator_cpu_percent >= limit:
-        why = f"locust used {m.generator_cpu_percent:.0f}% of a core (limit {limit:.0f}%)"
+        why = _busiest(m, limit)
     elif busy is not None and busy >= limit:
         parts = f"locust {locust_cpu:.0f}%" + ("" if upstream is None else f", the upstream {upstream:.0f}%")
         why = (
@@ -116,6 +133,12 @@ def generator_flags(
     return [Flag(flags.GENERATOR_BOUND, why)]
 
 
+def _busiest(m: Measurement, limit: float) -> str:
+    """locust's own CPU at the limit: the busiest load worker's, when there are several."""
+    who = f"the busiest of {len(m.driver_cpu_percents)} load workers" if len(m.driver_cpu_percents) > 1 else "locust"
+    return f"{who} used {m.generator_cpu_percent:.0f}% of a core (limit {limit:.0f}%)"
+
+
 # Open model: the generator sent late on average by more than this (ms).
 SEND_LAG_LIMIT_MS = 5.0
 
@@ -129,7 +152,7 @@ def _open_generator_flags(m: Measurement, limit: float) -> list[Flag]:
     assert m.open is not None
     lag = float((m.open.get("send_lag") or {}).get("p50_ms") or 0.0)
     if m.generator_cpu_percent >= limit:
-        why = f"locust used {m.generator_cpu_percent:.0f}% of a core (limit {limit:.0f}%)"
+        why = _busiest(m, limit)
     elif lag > SEND_LAG_LIMIT_MS:
         why = f"the generator sent requests {lag:.1f} ms late (median; limit {SEND_LAG_LIMIT_MS:g} ms)"
     else:
@@ -286,11 +309,16 @@ def make_repeat(index: int, m: Measurement, probe: WindowProbe, found: list[Flag
             max_ms=round(h.max_us / 1000.0, 4),
         ),
         locust={k: round(v, 4) for k, v in m.locust.items()},
-        server_cpu_s=round(usage.cpu_s, 4),
-        server_cpu_percent=round(usage.cpu_percent, 1),
-        server_rss_peak_mb=round(usage.rss_peak_mb, 1),
+        # None when not measured (an existing deployment without an agent), never 0
+        server_cpu_s=None if usage.cpu_s is None else round(usage.cpu_s, 4),
+        server_cpu_percent=None if usage.cpu_percent is None else round(usage.cpu_percent, 1),
+        server_rss_peak_mb=None if usage.rss_peak_mb is None else round(usage.rss_peak_mb, 1),
         generator_cpu_percent=round(m.generator_cpu_percent, 1),
         generator_cpu_peak_percent=round(m.generator_cpu_peak_percent, 1),
+        worker_cpu_percents=tuple(round(c, 1) for c in m.driver_cpu_percents),
+        worker_windows=(
+            tuple((round(a, 4), round(b, 4)) for a, b in m.worker_windows) if len(m.worker_windows) > 1 else ()
+        ),
         server_worker_changes=usage.worker_changes,
         series=tuple(Second(**s) for s in m.series),
         flags=tuple(found),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import subprocess
 import sys
@@ -24,6 +25,16 @@ def django_env(scenario: Scenario, base_env: dict[str, str], root: Path = ROOT) 
     env = dict(base_env)
     env["DJANGO_SETTINGS_MODULE"] = "bench_site.settings"
     env["PYTHONPATH"] = str(root)
+    app = scenario.app
+    if app is not None:
+        # another Django project ([app]): its folder first on the path, its
+        # settings (or none, and its wsgi/asgi module's own default applies)
+        if app.pythonpath:
+            env["PYTHONPATH"] = os.pathsep.join((str(root / app.pythonpath), str(root)))
+        if app.settings:
+            env["DJANGO_SETTINGS_MODULE"] = app.settings
+        else:
+            del env["DJANGO_SETTINGS_MODULE"]
     env["BENCH_DEBUG"] = "0"  # DEBUG is off in measured runs, whatever the caller's environment says
     # Two processes of the same code differ by up to ~10% in throughput here
     # depending on Python's string-hash seed (A/A pairs of one setup under two
@@ -63,6 +74,8 @@ def prepare_database(scenario: Scenario, env: dict[str, str], log_path: Path, no
 
 
 def database_info(scenario: Scenario, env: dict[str, str]) -> dict[str, Any]:
+    if scenario.app is not None:
+        return {"vendor": "", "note": "the [app] project's own; not prepared or recorded by the runner"}
     if scenario.database.engine == "sqlite":
         return {
             "vendor": "sqlite",

@@ -60,12 +60,13 @@ class Group:
 
 def groups(scenario: Scenario, revisions: list[str]) -> list[Group]:
     out: list[Group] = []
+    catalog = scenario.catalog
     for wl in scenario.workloads:
         for users in scenario.users_for(wl):
             for params in wl.param_sets(users):
                 key = tuple(sorted(params.items()))
                 arms = tuple(
-                    Planned(s.name, wl.name, v, users, key, rev, 0)
+                    Planned(s.name, wl.name, v, users, key, rev, 0, catalog.arm(wl.name, v))
                     for s in scenario.setups
                     for v in wl.variants
                     for rev in revisions

@@ -1,9 +1,9 @@
-"""Driving load: one or more locust load-driver processes, one measurement at a time.
+"""Driving load: one locust load-driver process, one measurement at a time.
 
-With `processes` > 1 the users of a cell are split across that many driver
-processes (each a locust LocalRunner on its own core share), and their
-histograms, counts and per-second series are merged, the way locust's own
-`--processes` splits users across workers.
+Several load processes (or machines) go through locust's own master and
+workers instead (asyncbench.execute.distributed.DistributedLoad, same
+interface): the master decides one common window for all of them.
+`make_load_generator` there picks one or the other.
 """
 
 from __future__ import annotations
@@ -35,17 +35,39 @@ class Measurement:
     histogram: Histogram
     series: list[dict[str, Any]]
     locust: dict[str, float]
-    generator_cpu_percent: float  # busiest driver process, percent of one core
+    generator_cpu_percent: float  # busiest driver process (load worker), percent of one core
     generator_cpu_peak_percent: float
     stop_reason: str
-    driver_cpu_percents: tuple[float, ...] = ()  # each driver's own CPU, percent of one core
+    driver_cpu_percents: tuple[float, ...] = ()  # each driver's (worker's) own CPU, percent of one core
     # Open model only (a fixed arrival rate): target_rps, due, dropped,
     # unfinished, send_lag {p50_ms, p99_ms, max_ms}; None for a closed loop.
     open: dict[str, Any] | None = None
+    # The window every driver counted answers in: [window_start, window_stop)
+    # (wall time, the master's clock); each driver's own view of it (when it
+    # saw it open and its last tick end), in the same order as driver_cpu_percents.
+    window_start: float | None = None
+    window_stop: float | None = None
+    worker_windows: tuple[tuple[float, float], ...] = ()
+    # Each driver as it reported: index, host, pid, local (on this machine),
+    # cpu_percent, window, requests, latency_count, clock_offset_ms, rtt_ms.
+    workers: tuple[dict[str, Any], ...] = ()
+
+    @property
+    def local_driver_cpu_percent(self) -> float:
+        """CPU of the drivers on this machine (percent of one core), summed:
+        what competes with the upstream and the runner for the generator's CPUs."""
+        if not self.workers:
+            return sum(self.driver_cpu_percents) if self.driver_cpu_percents else self.generator_cpu_percent
+        return sum(float(w.get("cpu_percent") or 0.0) for w in self.workers if w.get("local", True))
+
+
+class DriverError(ProcessError):
+    """A driver (or the master) answered that a measurement failed: the protocol is still in step."""
 
 
 class LoadGenerator:
-    """A pool of long-lived load-driver processes."""
+    """A long-lived load-driver process (`processes` must be 1: several go
+    through asyncbench.execute.distributed.DistributedLoad)."""
 
     def __init__(
         self,
@@ -55,6 +77,11 @@ class LoadGenerator:
         log_dir: Path,
         env: dict[str, str],
     ) -> None:
+        if processes != 1:
+            raise ValueError(
+                f"LoadGenerator runs one driver process, not {processes}: several load workers "
+                "share one window through asyncbench.execute.distributed (make_load_generator)"
+            )
         self.drivers: list[ManagedProcess] = []
         self._buffers: dict[int, bytearray] = {}
         self.processes = processes
@@ -88,6 +115,10 @@ class LoadGenerator:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    def info(self) -> dict[str, Any]:
+        """How the load is generated, for the run's record (the generator ceiling)."""
+        return {}
 
     def close(self) -> None:
         for d in self.drivers:
@@ -140,11 +171,14 @@ class LoadGenerator:
         rate: float | None = None,
         arrival: str = "uniform",
         connections: int | None = None,
+        request: dict[str, Any] | None = None,
     ) -> Measurement:
         """One window. With `rate` (req/s) the load is an open model at that
         arrival rate over `min_s` (see openloop), split evenly across the
         drivers, with `connections` (default `users`, at least 64) in the pool;
-        otherwise `users` closed-loop users."""
+        otherwise `users` closed-loop users. `request`: method, headers, body
+        and expected status (locustfiles.request.RequestSpec.to_dict); None,
+        a plain GET."""
         n = len(self.drivers)
         if rate:
             pool = connections or max(users, 64)
@@ -167,6 +201,8 @@ class LoadGenerator:
                 "target_rse": target_rse,
                 "min_requests_per_user": min_requests_per_user,
             }
+            if request:
+                cmd["request"] = request
             if rate:
                 cmd.update(rate=rate / len(active), arrival=arrival, connections=u, driver=idx, drivers=len(active))
             assert d.proc is not None and d.proc.stdin is not None
@@ -192,17 +228,23 @@ class LoadGenerator:
         connections: int,
         on_window_start: Callable[[], None] | None = None,
         on_window_end: Callable[[], None] | None = None,
+        requests: list[dict[str, Any] | None] | None = None,
     ) -> list[Measurement]:
         """Several arms in one open-model window, each at `rate` req/s, their
         requests interleaved (see openloop): one Measurement per target, in order.
-        The rate is split evenly across the drivers; each loads every target."""
+        The rate is split evenly across the drivers; each loads every target.
+        `requests`: each target's request (see `measure`), None for a plain GET."""
+        reqs = requests or [None] * len(targets)
         n = len(self.drivers)
         for idx, d in enumerate(self.drivers):
             cmd = {
                 "op": "measure",
                 "driver": idx,
                 "drivers": n,
-                "targets": [{"host": h, "path": p} for h, p in targets],
+                "targets": [
+                    {"host": h, "path": p, **({"request": r} if r else {})}
+                    for (h, p), r in zip(targets, reqs, strict=True)
+                ],
                 "rate": rate / n,
                 "arrival": arrival,
                 "connections": max(1, connections // n),
@@ -251,7 +293,7 @@ class LoadGenerator:
                         on_window_end()
                 else:
                     if not msg.get("ok"):
-                        raise ProcessError(f"{d.name}: {msg.get('error')}")
+                        raise DriverError(f"{d.name}: {msg.get('error')}")
                     results[key] = msg
                     del pending[key]
         return [results[id(d)] for d, _ in active]
@@ -262,66 +304,35 @@ class LoadGenerator:
 
 
 def _merge(results: list[dict[str, Any]]) -> Measurement:
-    hist = Histogram.merged(Histogram.from_dict(r["histogram"]) for r in results)
-    failures: dict[str, int] = {}
-    for r in results:
-        for k, v in r["failures"].items():
-            failures[k] = failures.get(k, 0) + v
-    # Each driver ends its own window; the pool's throughput is the sum of the
-    # drivers' rates, expressed over the shortest window.
-    duration = min(r["duration_s"] for r in results)
-    rate = sum(r["requests"] / r["duration_s"] for r in results if r["duration_s"] > 0)
-    length = min(len(r["series"]) for r in results)
-    series = []
-    for i in range(length):
-        parts = [r["series"][i] for r in results]
-        series.append(
-            {
-                "t": parts[0]["t"],
-                "requests": sum(p["requests"] for p in parts),
-                "failures": sum(p["failures"] for p in parts),
-                # per-second percentiles of the busiest driver: an approximation
-                # when several drivers run; the window's percentiles are exact merges
-                "p50_ms": max((p["p50_ms"] for p in parts if p["p50_ms"] is not None), default=None),
-                "p99_ms": max((p["p99_ms"] for p in parts if p["p99_ms"] is not None), default=None),
-            }
-        )
-    locust = {
-        "requests": sum(r["locust"]["requests"] for r in results),
-        "failures": sum(r["locust"]["failures"] for r in results),
-        "rps": sum(r["locust"]["rps"] for r in results),
-        "median_ms": max(r["locust"]["median_ms"] for r in results),
-        "p99_ms": max(r["locust"]["p99_ms"] for r in results),
-        "avg_ms": sum(r["locust"]["avg_ms"] * r["locust"]["requests"] for r in results)
-        / max(1.0, sum(r["locust"]["requests"] for r in results)),
-    }
+    """The one driver's result (several drivers' windows differ: they go
+    through the distributed master, which merges over one common window)."""
+    (r,) = results
+    return measurement(r)
+
+
+def measurement(r: dict[str, Any]) -> Measurement:
+    """A Measurement from a driver's (or the locust master's merged) result."""
+    workers = tuple(r.get("workers") or ())
+    duration = float(r["duration_s"])
+    window = r.get("window") or [r["started_at"], r["started_at"] + duration]
     return Measurement(
-        started_at=min(r["started_at"] for r in results),
+        started_at=r["started_at"],
         duration_s=duration,
-        warmup_s=results[0]["warmup_s"],
-        requests=sum(r["requests"] for r in results),
-        throughput_rps=rate,
-        failures=failures,
-        histogram=hist,
-        series=series,
-        locust=locust,
-        generator_cpu_percent=max(r["generator_cpu_percent"] for r in results),
-        generator_cpu_peak_percent=max(r["generator_cpu_peak_percent"] for r in results),
-        stop_reason=",".join(sorted({r["stop_reason"] for r in results})),
-        driver_cpu_percents=tuple(r["generator_cpu_percent"] for r in results),
-        open=_merge_open([r["open"] for r in results if r.get("open")]),
+        warmup_s=r["warmup_s"],
+        requests=int(r["requests"]),
+        # every answer counted in the one window, over that window
+        throughput_rps=r["requests"] / duration if duration > 0 else 0.0,
+        failures=dict(r["failures"]),
+        histogram=Histogram.from_dict(r["histogram"]),
+        series=[{k: s[k] for k in ("t", "requests", "failures", "p50_ms", "p99_ms")} for s in r["series"]],
+        locust=dict(r["locust"]),
+        generator_cpu_percent=r["generator_cpu_percent"],
+        generator_cpu_peak_percent=r["generator_cpu_peak_percent"],
+        stop_reason=r["stop_reason"],
+        driver_cpu_percents=tuple(float(w["cpu_percent"]) for w in workers) or (r["generator_cpu_percent"],),
+        open=r.get("open"),
+        window_start=float(window[0]),
+        window_stop=float(window[1]),
+        worker_windows=tuple((float(w["window"][0]), float(w["window"][1])) for w in workers if w.get("window")),
+        workers=workers,
     )
-
-
-def _merge_open(parts: list[dict[str, Any]]) -> dict[str, Any] | None:
-    if not parts:
-        return None
-    lag = [p["send_lag"] for p in parts]
-    return {
-        "target_rps": sum(p["target_rps"] for p in parts),
-        "due": sum(p["due"] for p in parts),
-        "dropped": sum(p["dropped"] for p in parts),
-        "unfinished": sum(p["unfinished"] for p in parts),
-        # the latest driver's: a pool is as late as its slowest member
-        "send_lag": {k: max(x[k] for x in lag) for k in ("p50_ms", "p99_ms", "max_ms")},
-    }

@@ -14,15 +14,22 @@ in the run's folder.
 
 What it measures, per command:
 - warm-up: users spawned and loading for `warmup_s`, then discarded;
-- measured window: from `min_s` up to `max_s`, ended early once throughput
-  per 0.5 s tick is stable (relative standard error below `target_rse`) and
-  users completed at least `min_requests_per_user` requests on average; a
-  slow cell that has not reached that count by `max_s` runs on to
-  `slow_max_s`;
+- measured window: a grid of 0.5-s ticks from its start (see
+  asyncbench.execute.window), from `min_s` up to `max_s`, ended early once
+  the answers per tick are stable (relative standard error below
+  `target_rse`) and users completed at least `min_requests_per_user`
+  requests on average; a slow cell that has not reached that count by
+  `max_s` runs on to `slow_max_s`. An answer counts in the tick its
+  completion time falls in, so the window is exactly [start, start + ticks x 0.5 s);
 - response times at microsecond resolution (asyncbench.model.histogram) from
   locust's request event, per window and per second; locust's own rounded
   statistics beside them as a cross-check;
 - its own CPU (process time) per tick, to flag a generator-bound cell.
+
+The same functions measure on a locust worker (asyncbench.execute.locustworker),
+in a window whose start the master chose and whose end it decides from every
+worker's tick counts: `measure_closed` and `measure_at_rate` take the window's
+start and the stop policy.
 """
 
 # locust must be imported first: it monkey-patches the standard library with gevent.
@@ -31,39 +38,38 @@ import locust  # noqa: F401  isort: skip
 import json
 import math
 import os
+import socket
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import gevent
 from locust.env import Environment
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from asyncbench.execute.openloop import DEFAULT_CONNECTIONS, OpenTally, lag_summary, measure_open, record_latency
+from asyncbench.execute.openloop import DEFAULT_CONNECTIONS, OpenTally, lag_summary, measure_open
+from asyncbench.execute.window import TICK_S, closed_loop_stop, ms, second_histograms, series, stop_rule
 from asyncbench.model.histogram import Histogram
 from locustfiles.causes import failure_kind
 from locustfiles.endpoint import EndpointUser
+from locustfiles.request import RequestSpec
 
-TICK_S = 0.5
+Emit = Callable[[dict[str, Any]], None]
 
 
 class Recorder:
-    """Receives locust's request events; records only inside the measured window."""
+    """Receives locust's request events; files each answer under the tick of
+    the window its completion time falls in (nothing before the window)."""
 
     def __init__(self) -> None:
-        self.active = False
-        self.t0 = 0.0
-        self.hist = Histogram()
-        self.seconds: dict[int, Histogram] = {}
-        self.second_failures: dict[int, int] = {}
-        self.failures: dict[str, int] = {}
-        self.ok = 0
+        self.reset(math.inf)
 
-    def start(self) -> None:
-        self.__init__()  # type: ignore[misc]
-        self.t0 = time.time()
-        self.active = True
+    def reset(self, start: float) -> None:
+        self.start = start  # wall time of the window's start
+        self.ticks: dict[int, Histogram] = {}
+        self.tick_failures: dict[int, dict[str, int]] = {}
 
     def on_request(
         self,
@@ -74,87 +80,199 @@ class Recorder:
         exception: BaseException | None = None,
         **_: Any,
     ) -> None:
-        if not self.active:
+        now = time.time()
+        if now < self.start:
             return
-        sec = int(time.time() - self.t0)
+        k = int((now - self.start) / TICK_S)
         if exception is not None:
-            kind = _failure_kind(exception)
-            self.failures[kind] = self.failures.get(kind, 0) + 1
-            self.second_failures[sec] = self.second_failures.get(sec, 0) + 1
+            # The cause a view named ("HTTP 503: database unreachable") is kept,
+            # see locustfiles/causes.py.
+            kind = failure_kind(exception)
+            f = self.tick_failures.setdefault(k, {})
+            f[kind] = f.get(kind, 0) + 1
             return
-        self.ok += 1
-        record_latency(self.hist, self.seconds, response_time * 1000.0, sec)
+        h = self.ticks.get(k)
+        if h is None:
+            h = self.ticks[k] = Histogram()
+        h.record(response_time * 1000.0)
+
+    def count(self, k: int) -> int:
+        """Answers (and failures) completed in tick k."""
+        h = self.ticks.get(k)
+        return (h.count if h else 0) + sum(self.tick_failures.get(k, {}).values())
+
+    def window(self, n: int) -> dict[str, Any]:
+        """The first `n` ticks as a result's fields: answers, failures, histogram, seconds."""
+        inside = {k: h for k, h in self.ticks.items() if k < n}
+        hist = Histogram.merged(inside.values())
+        failures: dict[str, int] = {}
+        seconds = second_histograms(inside, n)
+        second_failures = [0] * len(seconds)
+        for k, f in self.tick_failures.items():
+            if k >= n:
+                continue
+            for kind, c in f.items():
+                failures[kind] = failures.get(kind, 0) + c
+            s = int(k * TICK_S)
+            if s < len(second_failures):
+                second_failures[s] += sum(f.values())
+        return {
+            "requests": hist.count,
+            "failures": failures,
+            "histogram": hist.to_dict(),
+            "second_histograms": [h.to_dict() for h in seconds],
+            "series": series(seconds, second_failures),
+            "tick_requests": [self.count(k) for k in range(n)],
+        }
 
 
-def _failure_kind(exc: BaseException) -> str:
-    # The cause a view named ("HTTP 503: database unreachable") is kept, see
-    # locustfiles/causes.py.
-    return failure_kind(exc)
+class StopPolicy(Protocol):
+    """Who ends a closed-loop window: this process alone, or a locust master."""
+
+    reason: str
+
+    def wait(self, until: float, passed: int) -> int | None:
+        """Sleep to wall time `until` (the next tick boundary); the window's
+        length in ticks if it is known to have ended by `passed` ticks."""
+
+    def tick(self, k: int, count: int) -> int | None:
+        """Tick k ended with `count` answers; the window's length in ticks if known."""
 
 
-def measure(cmd: dict[str, Any], recorder: Recorder, emit: Any = None) -> dict[str, Any]:
+class LocalStop:
+    """The single driver's own stop rule (asyncbench.execute.window.closed_loop_stop)."""
+
+    def __init__(self, rule: dict[str, Any]) -> None:
+        self.rule = rule
+        self.ticks: list[int] = []
+        self.reason = "max_s"
+
+    def wait(self, until: float, passed: int) -> int | None:
+        sleep_until(until)
+        return None
+
+    def tick(self, k: int, count: int) -> int | None:
+        self.ticks.append(count)
+        why = closed_loop_stop(self.ticks, **self.rule)
+        if why is None:
+            return None
+        self.reason = why
+        return k + 1
+
+
+def sleep_until(t: float) -> None:
+    """Sleep (cooperatively) until wall time t; never wakes early."""
+    while (d := t - time.time()) > 0:
+        gevent.sleep(d)
+
+
+def run_window(
+    recorder: Recorder, start: float, policy: StopPolicy, on_open: Callable[[], None] | None = None
+) -> tuple[int, list[tuple[float, float]]]:
+    """Wake at every tick boundary from `start` until the policy knows the
+    window's end: (its length in ticks, (wall time, process time) at each boundary passed)."""
+    sleep_until(start)
+    if on_open is not None:
+        on_open()
+    samples = [(time.time(), time.process_time())]
+    passed = 0
+    while True:
+        stop = policy.wait(start + (passed + 1) * TICK_S, passed)
+        if stop is not None and stop <= passed:
+            return stop, samples
+        passed += 1
+        samples.append((time.time(), time.process_time()))
+        stop = policy.tick(passed - 1, recorder.count(passed - 1))
+        if stop is not None and stop <= passed:
+            return stop, samples
+
+
+def _cpu(samples: list[tuple[float, float]], n: int) -> tuple[float, float]:
+    """(CPU over the first n ticks, the busiest tick's), percent of one core."""
+    (w0, c0), (w1, c1) = samples[0], samples[n]
+    cpu = 100.0 * (c1 - c0) / (w1 - w0) if w1 > w0 else 0.0
+    peak = max(
+        (
+            100.0 * (samples[i][1] - samples[i - 1][1]) / (samples[i][0] - samples[i - 1][0])
+            for i in range(1, n + 1)
+            if samples[i][0] > samples[i - 1][0]
+        ),
+        default=0.0,
+    )
+    return cpu, peak
+
+
+def identity() -> dict[str, Any]:
+    """Who measured: this process on this host (a worker adds its index and clock)."""
+    return {"index": 0, "host": socket.gethostname(), "pid": os.getpid(), "local": True}
+
+
+def measure(cmd: dict[str, Any], recorder: Recorder, emit: Emit | None = None) -> dict[str, Any]:
     if cmd.get("rate"):
         return measure_at_rate(cmd, emit)
+    return measure_closed(cmd, recorder, emit=emit)
+
+
+def measure_closed(
+    cmd: dict[str, Any],
+    recorder: Recorder,
+    *,
+    emit: Emit | None = None,
+    start_at: float | None = None,
+    policy: StopPolicy | None = None,
+    clock_offset: float = 0.0,
+    me: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Closed loop: `users` users with no think time, a settle, then the window.
+
+    Alone (`start_at` None) the window starts once the users are spawned and
+    the settle is over, and ends by this process's own stop rule. On a locust
+    worker it starts at wall time `start_at` (this machine's clock) and ends
+    when the `policy` learns the master's decision. Times in the result are
+    on the master's clock (this one's + `clock_offset`).
+    """
     host = cmd["host"]
     path = cmd["path"]
     users = int(cmd["users"])
     warmup_s = float(cmd.get("warmup_s", 1.0))
-    min_s = float(cmd.get("min_s", 2.0))
-    max_s = max(min_s, float(cmd.get("max_s", 6.0)))
-    # Slow cells (a saturated worker, a long upstream delay) may run past
-    # max_s, up to slow_max_s, until users completed min_requests_per_user
-    # requests on average: otherwise the percentiles describe a handful.
-    slow_max_s = max(max_s, float(cmd.get("slow_max_s", max_s)))
-    target_rse = float(cmd.get("target_rse", 0.02))
-    min_per_user = int(cmd.get("min_requests_per_user", 5))
+    policy = policy or LocalStop(stop_rule(cmd))
 
-    user_class = type("CellUser", (EndpointUser,), {"path": path, "host": host})
+    # "request": method, headers, body, expected status (absent: a plain GET)
+    request = RequestSpec.from_dict(cmd.get("request"))
+    user_class = type("CellUser", (EndpointUser,), {"path": path, "host": host, "request": request})
     env = Environment(user_classes=[user_class], host=host)
     request_hook: Any = env.events.request  # locust's EventHook methods carry no annotations
     request_hook.add_listener(recorder.on_request)
     runner = env.create_local_runner()
     try:
+        if start_at is not None:
+            recorder.reset(start_at)  # answers before it belong to the settle
         # Users start spread over the settle time, not all at once: users
         # started together stay in step on a slow, steady endpoint, and a
         # short window then counts their completions in bursts of `users`.
         t_spawn = time.monotonic()
         runner.start(users, spawn_rate=users / max(warmup_s, 0.05))
-        deadline = t_spawn + 10
-        while runner.user_count < users and time.monotonic() < deadline:
-            gevent.sleep(0.01)
-        gevent.sleep(max(0.05, warmup_s - (time.monotonic() - t_spawn)))
+        if start_at is None:
+            deadline = t_spawn + 10
+            while runner.user_count < users and time.monotonic() < deadline:
+                gevent.sleep(0.01)
+            gevent.sleep(max(0.05, warmup_s - (time.monotonic() - t_spawn)))
+            start = time.time()
+            recorder.reset(start)
+        else:
+            start = start_at
 
-        env.stats.reset_all()
-        # Tell the runner the measured window starts now, so the server's CPU
-        # is counted over the same window as the requests (not the warm-up).
-        if emit is not None:
-            emit({"event": "window-start"})
-        recorder.start()
-        cpu0 = time.process_time()
-        wall0 = time.monotonic()
-        ticks: list[int] = []
-        tick_cpu: list[float] = []
-        last_count = 0
-        stop_reason = "max_s"
-        while True:
-            t_cpu, t_wall = time.process_time(), time.monotonic()
-            gevent.sleep(TICK_S)
-            done = recorder.ok + sum(recorder.failures.values())
-            ticks.append(done - last_count)
-            last_count = done
-            dt = time.monotonic() - t_wall
-            tick_cpu.append(100.0 * (time.process_time() - t_cpu) / dt if dt > 0 else 0.0)
-            elapsed = time.monotonic() - wall0
-            if elapsed >= slow_max_s or (elapsed >= max_s and done >= min_per_user * users):
-                break
-            if elapsed >= min_s and done >= min_per_user * users and _rse(ticks) <= target_rse:
-                stop_reason = "stable"
-                break
-        recorder.active = False
-        duration = time.monotonic() - wall0
+        def on_open() -> None:
+            env.stats.reset_all()
+            # Tell the runner the measured window starts now, so the server's CPU
+            # is counted over the same window as the requests (not the warm-up).
+            if emit is not None:
+                emit({"event": "window-start"})
+
+        n, samples = run_window(recorder, start, policy, on_open)
         if emit is not None:
             emit({"event": "window-end"})
-        cpu = time.process_time() - cpu0
+        duration = n * TICK_S
         total = env.stats.total
         locust_stats = {
             "requests": float(total.num_requests),
@@ -168,46 +286,66 @@ def measure(cmd: dict[str, Any], recorder: Recorder, emit: Any = None) -> dict[s
         runner.quit()
         request_hook.remove_listener(recorder.on_request)
 
-    h = recorder.hist
-    # whole seconds only: a trailing partial second would read as a dip
-    series = _series(recorder.seconds, recorder.second_failures, int(duration))
+    got = recorder.window(n)
+    recorder.reset(math.inf)
+    cpu, peak = _cpu(samples, n)
+    off = clock_offset
+    worker = {
+        **(me or identity()),
+        "cpu_percent": cpu,
+        "cpu_peak_percent": peak,
+        # when this process saw the window open and its last tick end (master's clock)
+        "window": [samples[0][0] + off, samples[n][0] + off],
+        "requests": got["requests"],
+        "latency_count": got["requests"],
+    }
     return {
         "ok": True,
-        "started_at": recorder.t0,
+        "started_at": start + off,
         "duration_s": duration,
         "warmup_s": warmup_s,
-        "stop_reason": stop_reason,
-        "requests": recorder.ok,
-        "failures": recorder.failures,
-        "histogram": h.to_dict(),
-        "series": series,
+        "stop_reason": policy.reason,
+        **got,
         "locust": locust_stats,
-        "generator_cpu_percent": 100.0 * cpu / duration if duration > 0 else 0.0,
-        "generator_cpu_peak_percent": max(tick_cpu) if tick_cpu else 0.0,
-        "tick_requests": ticks,
+        "generator_cpu_percent": cpu,
+        "generator_cpu_peak_percent": peak,
+        "window": [start + off, start + duration + off],
+        "workers": [worker],
     }
 
 
-def measure_at_rate(cmd: dict[str, Any], emit: Any = None) -> dict[str, Any]:
+def measure_at_rate(
+    cmd: dict[str, Any],
+    emit: Emit | None = None,
+    *,
+    start_at: float | None = None,
+    clock_offset: float = 0.0,
+    me: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """Open model: a fixed arrival rate, latency from the intended send time (see openloop).
 
     `targets` ([{host, path}, ...]) loads several arms in one window, each at
     `rate`, their requests interleaved: the answer then has one result per
     target under "parts". Without it, `host` and `path` are the one target.
+    Each target (or the command) may carry a "request" (method, headers,
+    body, expected status); absent, a plain GET. `start_at`: the window's
+    start (wall time, this machine's clock; default after the settle from now).
     """
     rate = float(cmd["rate"])
     settle_s = float(cmd.get("warmup_s", 0.5))
     window_s = float(cmd.get("min_s", 1.0))
-    targets = [(t["host"], t["path"]) for t in cmd.get("targets") or [{"host": cmd["host"], "path": cmd["path"]}]]
+    given = cmd.get("targets") or [{"host": cmd["host"], "path": cmd["path"], "request": cmd.get("request")}]
+    targets = [(t["host"], t["path"]) for t in given]
+    requests = [RequestSpec.from_dict(t.get("request")) for t in given]
     marks: dict[str, float] = {}
 
     def on_start() -> None:
-        marks["cpu0"], marks["wall0"] = time.process_time(), time.monotonic()
+        marks["cpu0"], marks["wall0"] = time.process_time(), time.time()
         if emit is not None:
             emit({"event": "window-start"})
 
     def on_end() -> None:
-        marks["cpu1"], marks["wall1"] = time.process_time(), time.monotonic()
+        marks["cpu1"], marks["wall1"] = time.process_time(), time.time()
         if emit is not None:
             emit({"event": "window-end"})
 
@@ -222,38 +360,56 @@ def measure_at_rate(cmd: dict[str, Any], emit: Any = None) -> dict[str, Any]:
         on_window_end=on_end,
         driver=int(cmd.get("driver", 0)),
         drivers=int(cmd.get("drivers", 1)),
+        requests=requests,
+        window_at=start_at,
     )
-    duration = max(marks["wall1"] - marks["wall0"], 1e-9)
+    observed = max(marks["wall1"] - marks["wall0"], 1e-9)
     # the generator's CPU is shared by the targets of one window
-    cpu_percent = 100.0 * (marks["cpu1"] - marks["cpu0"]) / duration
-    parts = [_open_result(t, rate, started_at, duration, settle_s, window_s, cpu_percent) for t in tallies]
+    cpu_percent = 100.0 * (marks["cpu1"] - marks["cpu0"]) / observed
+    off = clock_offset
+    worker = {
+        **(me or identity()),
+        "cpu_percent": cpu_percent,
+        "cpu_peak_percent": cpu_percent,
+        "window": [marks["wall0"] + off, marks["wall1"] + off],
+    }
+    parts = [_open_result(t, rate, started_at + off, settle_s, window_s, cpu_percent, worker) for t in tallies]
     if cmd.get("targets"):
         return {"ok": True, "parts": parts}
     return parts[0]
 
 
 def _open_result(  # noqa: PLR0917  one window's facts, all positional from one call site
-    tally: OpenTally, rate: float, started_at: float, duration: float, settle_s: float, window_s: float, cpu: float
+    tally: OpenTally,
+    rate: float,
+    started_at: float,
+    settle_s: float,
+    window_s: float,
+    cpu: float,
+    worker: dict[str, Any],
 ) -> dict[str, Any]:
-    series = _series(tally.seconds, tally.second_failures, int(window_s))
+    # The requests due in [start, start + window_s) are the window's, answered
+    # or not: the window is the schedule's, the same for every worker.
+    seconds = [tally.seconds.get(s) or Histogram() for s in range(int(window_s))]
     h = tally.hist
     return {
         "ok": True,
         "started_at": started_at,
-        "duration_s": duration,
+        "duration_s": window_s,
         "warmup_s": settle_s,
         "stop_reason": "rate",
         "requests": tally.ok,
         "failures": tally.failures,
         "histogram": h.to_dict(),
-        "series": series,
+        "second_histograms": [s.to_dict() for s in seconds],
+        "series": series(seconds, [tally.second_failures.get(s, 0) for s in range(len(seconds))]),
         "locust": {
             "requests": float(tally.ok + sum(tally.failures.values())),
             "failures": float(sum(tally.failures.values())),
-            "median_ms": _ms(h.percentile(50)) or 0.0,
-            "p99_ms": _ms(h.percentile(99)) or 0.0,
+            "median_ms": ms(h.percentile(50)) or 0.0,
+            "p99_ms": ms(h.percentile(99)) or 0.0,
             "avg_ms": (h.mean_us or 0.0) / 1000.0,
-            "rps": tally.ok / duration,
+            "rps": tally.ok / window_s,
         },
         "generator_cpu_percent": cpu,
         "generator_cpu_peak_percent": cpu,
@@ -265,40 +421,9 @@ def _open_result(  # noqa: PLR0917  one window's facts, all positional from one 
             "unfinished": tally.unfinished,
             "send_lag": lag_summary(tally.lags_us),
         },
+        "window": [started_at, started_at + window_s],
+        "workers": [{**worker, "requests": tally.ok, "latency_count": h.count}],
     }
-
-
-def _series(seconds: dict[int, Histogram], failures: dict[int, int], n: int) -> list[dict[str, Any]]:
-    """The window second by second: answers, failures, p50 and p99."""
-    out = []
-    for sec in range(n):
-        sh = seconds.get(sec)
-        out.append(
-            {
-                "t": float(sec),
-                "requests": sh.count if sh else 0,
-                "failures": failures.get(sec, 0),
-                "p50_ms": _ms(sh.percentile(50)) if sh else None,
-                "p99_ms": _ms(sh.percentile(99)) if sh else None,
-            }
-        )
-    return out
-
-
-def _ms(us: float | None) -> float | None:
-    return None if us is None else us / 1000.0
-
-
-def _rse(ticks: list[int]) -> float:
-    """Relative standard error of the mean tick count (inf below 4 ticks)."""
-    n = len(ticks)
-    if n < 4:
-        return math.inf
-    mean = sum(ticks) / n
-    if mean <= 0:
-        return math.inf
-    var = sum((x - mean) ** 2 for x in ticks) / (n - 1)
-    return math.sqrt(var / n) / mean
 
 
 def main() -> int:

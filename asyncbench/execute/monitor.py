@@ -20,6 +20,7 @@ import ctypes.util
 import threading
 import time
 from dataclasses import dataclass
+from typing import Protocol
 
 import psutil
 
@@ -85,11 +86,29 @@ def _cpu_times(procs: list[psutil.Process]) -> dict[tuple[int, float], float]:
 
 @dataclass(frozen=True)
 class WindowUsage:
-    cpu_s: float
-    cpu_percent: float  # of one core, averaged over the window
-    rss_peak_mb: float
+    # None: not measured (an existing deployment without a resource agent,
+    # or a window its agent did not answer for), never zero
+    cpu_s: float | None
+    cpu_percent: float | None  # of one core, averaged over the window
+    rss_peak_mb: float | None
     worker_changes: int  # processes that appeared or vanished in the tree
     alive: bool
+
+
+NOT_MEASURED = WindowUsage(cpu_s=None, cpu_percent=None, rss_peak_mb=None, worker_changes=0, alive=True)
+
+
+class ServerMonitor(Protocol):
+    """What brackets a server's measured windows: TreeMonitor for a local
+    server, the target module's agent reader (or nothing) for a deployment."""
+
+    def begin(self) -> None: ...
+
+    def end(self) -> WindowUsage: ...
+
+    def busy_fraction(self, interval: float) -> float | None: ...
+
+    def close(self) -> None: ...
 
 
 class TreeMonitor:

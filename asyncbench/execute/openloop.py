@@ -32,6 +32,7 @@ from locust.event import EventHook
 
 from asyncbench.model.histogram import Histogram
 from locustfiles.causes import failure_kind, response_failure
+from locustfiles.request import RequestSpec
 
 ARRIVALS = ("uniform", "poisson")
 DEFAULT_CONNECTIONS = 64
@@ -109,6 +110,8 @@ def measure_open(
     timeout: float = 60.0,
     driver: int = 0,
     drivers: int = 1,
+    requests: list[RequestSpec] | None = None,
+    window_at: float | None = None,
 ) -> tuple[list[OpenTally], float]:
     """Run the schedule for settle_s + window_s; returns (one tally per target, window start (unix)).
 
@@ -117,6 +120,9 @@ def measure_open(
     round, so that several arms measured in one window (base and head of a
     revision comparison, a sync view and its twin) see the same machine at
     the same moments. Each target has its own pool of `connections`.
+    `requests`: each target's method, headers, body and expected status (by
+    default a GET that any 2xx answers). `window_at`: the window's start
+    (wall time); by default `settle_s` from now.
     """
     if arrival not in ARRIVALS:
         raise ValueError(f"arrival: unknown {arrival!r}; allowed: {', '.join(ARRIVALS)}")
@@ -125,6 +131,9 @@ def measure_open(
     if not targets:
         raise ValueError("no target to load")
     k = len(targets)
+    specs = requests or [RequestSpec()] * k
+    if len(specs) != k:
+        raise ValueError(f"{len(specs)} request specs for {k} targets")
     # several driver processes share the rate: each its own seed, and evenly
     # spaced schedules offset by a fraction of the gap, so they interleave
     rng = random.Random(SEED + driver)
@@ -135,24 +144,35 @@ def measure_open(
     # one schedule at k x rate; each round of k due times serves every target once
     gap = schedule(rate * k, arrival, rng)
     in_flight: set[gevent.Greenlet] = set()
-    t_start = time.perf_counter()
-    w_start = t_start + settle_s
+    # The window starts after the settle from now or, on a locust worker, at
+    # the wall time `window_at` the master chose for every worker.
+    now = time.perf_counter()
+    w_start = now + settle_s if window_at is None else now + (window_at - time.time())
+    t_start = w_start - settle_s
     w_end = w_start + window_s
     state = {"open": False}
 
     def fire(i: int, slot: tuple[FastHttpSession, dict[str, Any]], due: float, counted: bool) -> None:
         session, seen = slot
-        tally, path = tallies[i], targets[i][1]
+        tally, path, spec = tallies[i], targets[i][1], specs[i]
         sent = time.perf_counter()
         sec = int(due - w_start)
         if counted:
             tally.lags_us.append((sent - due) * 1e6)
         seen.clear()
         try:
-            with session.get(path, name=path, catch_response=True) as response:
+            with session.request(
+                spec.method,
+                path,
+                name=path,
+                data=spec.body or None,  # type: ignore[arg-type]  # bytes go out as they are (geventhttpclient)
+                headers=spec.header_dict() or None,
+                catch_response=True,
+                allow_redirects=False,
+            ) as response:
                 status = response.status_code
-                if status and not 200 <= status < 300:
-                    response.failure(response_failure(status, response.content))
+                if status and not spec.accepts(status):
+                    response.failure(response_failure(status, response.content, spec.status))
         except Exception as exc:  # a connection error locust did not catch
             seen["exception"] = exc
         done = time.perf_counter()

@@ -6,8 +6,9 @@ import os
 from dataclasses import dataclass
 from urllib.parse import urlencode
 
+from asyncbench.model.endpoints import ArmSpec, Catalog
 from asyncbench.model.scenario import Scenario
-from bench_site.registry import endpoint
+from locustfiles.request import RequestSpec
 
 
 def cpu_plan(scenario: Scenario) -> tuple[tuple[int, ...], tuple[int, ...]]:
@@ -41,6 +42,21 @@ class Planned:
     params: tuple[tuple[str, int], ...]
     revision: str
     repeat: int
+    # kind, path and request of the workload x variant (a scenario's own
+    # endpoint); None: the built-in workload's, from the registry
+    spec: ArmSpec | None = None
+
+    @property
+    def arm(self) -> ArmSpec:
+        return self.spec or Catalog().arm(self.workload, self.variant)
+
+    @property
+    def kind(self) -> str:
+        return self.arm.kind
+
+    @property
+    def request(self) -> RequestSpec:
+        return self.arm.request
 
     @property
     def cell_id(self) -> tuple[str, str, str, int, tuple[tuple[str, int], ...], str]:
@@ -48,7 +64,7 @@ class Planned:
 
     @property
     def path(self) -> str:
-        base = endpoint(self.workload, self.variant).path
+        base = self.arm.path
         return base + ("?" + urlencode(self.params) if self.params else "")
 
     @property

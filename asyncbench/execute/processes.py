@@ -61,12 +61,25 @@ def check_port_free(port: int, host: str = LOOPBACK) -> None:
 
 
 def http_get(host: str, port: int, path: str, timeout: float = 2.0) -> tuple[int, bytes, dict[str, str]]:
+    return http_request(host, port, "GET", path, timeout=timeout)
+
+
+def http_request(
+    host: str,
+    port: int,
+    method: str,
+    path: str,
+    *,
+    headers: dict[str, str] | None = None,
+    body: bytes = b"",
+    timeout: float = 2.0,
+) -> tuple[int, bytes, dict[str, str]]:
     conn = http.client.HTTPConnection(host, port, timeout=timeout)
     try:
-        conn.request("GET", path, headers={"Host": f"{host}:{port}"})
+        conn.request(method, path, body=body or None, headers={"Host": f"{host}:{port}", **(headers or {})})
         resp = conn.getresponse()
-        body = resp.read()
-        return resp.status, body, {k.lower(): v for k, v in resp.getheaders()}
+        answer = resp.read()
+        return resp.status, answer, {k.lower(): v for k, v in resp.getheaders()}
     finally:
         conn.close()
 

@@ -71,7 +71,7 @@ def choose_rate(
         try:
             m = gen.measure(
                 host=server.base_url,
-                path=arm.path,
+                path=server.prefix + arm.path,
                 users=arm.users,
                 warmup_s=load.settle_s,
                 min_s=PROBE_WINDOW_S,

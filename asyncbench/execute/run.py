@@ -23,7 +23,7 @@ from __future__ import annotations
 import os
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -31,6 +31,7 @@ from pathlib import Path
 
 from asyncbench.execute import ROOT, environment
 from asyncbench.execute.database import database_info, django_env, prepare_database
+from asyncbench.execute.distributed import PoolOptions, make_load_generator
 from asyncbench.execute.groups import Group, GroupState, block_s, budget_for, groups, planned_wall_s
 from asyncbench.execute.load import LoadGenerator
 from asyncbench.execute.monitor import CoreMonitor, TreeMonitor
@@ -38,14 +39,16 @@ from asyncbench.execute.plan import Planned, cpu_plan
 from asyncbench.execute.processes import LOOPBACK, check_port_free
 from asyncbench.execute.rates import choose_rate
 from asyncbench.execute.servers import stop_server
+from asyncbench.execute.setups import SetupConfig
 from asyncbench.execute.slices import RunContext, measure_joint, measure_slice
+from asyncbench.execute.target import TARGET_KIND, Target, run_notes
 from asyncbench.execute.upstream import measure_ceiling, upstream
 from asyncbench.model import results
 from asyncbench.model.machine import Ceiling, Environment
 from asyncbench.model.results import GroupRecord, Run
 from asyncbench.model.scenario import Scenario
 from asyncbench.render.progress import Progress
-from bench_site.registry import VARIANTS
+from bench_site.registry import WORKLOADS
 
 
 class RunInterrupted(Exception):
@@ -81,6 +84,8 @@ def run_scenario(
     progress: Progress | None = None,
     skip_prepare: bool = False,
     port_base: int | None = None,
+    targets: Sequence[Target] = (),
+    pool: PoolOptions | None = None,
 ) -> Path:
     """Run a scenario and return its run folder (results.json, logs/).
 
@@ -90,9 +95,22 @@ def run_scenario(
     (the gate's accuracy benchmark runs the same tree twice, one arm with an
     injected slowdown). Raises RunInterrupted after saving when interrupted
     (KeyboardInterrupt).
+
+    `targets` (run --target) are existing deployments measured instead of the
+    scenario's setups, one setup each, named as the targets: nothing is started
+    for them, their database is not prepared, no upstream is started (see
+    asyncbench.execute.target).
+
+    `pool`: load workers on other machines the locust master waits for, and
+    where it listens (run --expect-workers, --master-bind; see
+    asyncbench.execute.distributed); `scenario.load.workers` are the local ones.
     """
     arm_env = arm_env or {}
+    if targets and (revisions or arm_env or port_base is not None):
+        raise ValueError("targets are measured as they run: no revisions, arm environment or ports")
     revisions = revisions or {"": ROOT}
+    if targets:
+        scenario = replace(scenario, setups=tuple(SetupConfig(t.name, TARGET_KIND, 0, 1) for t in targets))
     if port_base is not None:
         # a taken port is an error before anything starts, naming the port
         for i in range(len(scenario.setups) * len(revisions)):
@@ -118,7 +136,10 @@ def run_scenario(
     base_env.update(scenario.server_env)
     base_env.update(server_env or {})
     env = django_env(scenario, base_env)
-    if not skip_prepare:
+    if targets:
+        progress.note("existing deployments: nothing started, the database not migrated or seeded (their own)")
+    elif not skip_prepare and scenario.app is None:
+        # bench_site's database; a project of one's own ([app]) keeps its own
         prepare_database(scenario, env, log_dir / "database.log", progress.note)
     run = _new_run(
         scenario,
@@ -129,6 +150,7 @@ def run_scenario(
         revisions=revisions,
         arm_env=arm_env,
         cpus=(server_cpus, gen_cpus),
+        targets=targets,
     )
     results.save_run(run, run_dir)
     update_latest(reports_dir, run_dir)
@@ -143,8 +165,10 @@ def run_scenario(
         progress=progress,
         upstream_monitor=None,
         cores=CoreMonitor(gen_cpus),
-        server_cores=CoreMonitor(server_cpus) if scenario.load.open_model else None,
+        # the servers' CPUs are this machine's: a deployment's are not watched (no near-capacity flag)
+        server_cores=CoreMonitor(server_cpus) if scenario.load.open_model and not targets else None,
         port_base=port_base,
+        targets={t.name: t for t in targets},
     )
 
     def save() -> None:
@@ -164,21 +188,30 @@ def run_scenario(
         os.sched_setaffinity(0, gen_cpus)
     try:
         with ExitStack() as stack:
-            up = stack.enter_context(
-                upstream(
-                    scenario,
+            if not targets:  # a deployment calls its own upstream: the runner cannot set a remote server's
+                up = stack.enter_context(
+                    upstream(
+                        scenario,
+                        cpus=gen_cpus,
+                        log_dir=log_dir,
+                        env=env,
+                        delay_ms=scenario.upstream.delay_ms,
+                        name="upstream",
+                    )
+                )
+                ctx.upstream_monitor = TreeMonitor(up.pid)
+                stack.callback(ctx.upstream_monitor.close)
+                env["BENCH_UPSTREAM_URL"] = f"http://{LOOPBACK}:{up.port}"
+            # one locust process, or a locust master and its workers (`pool`: remote ones)
+            gen = stack.enter_context(
+                make_load_generator(
+                    workers=scenario.load.workers,
                     cpus=gen_cpus,
                     log_dir=log_dir,
                     env=env,
-                    delay_ms=scenario.upstream.delay_ms,
-                    name="upstream",
+                    pool=pool,
+                    note=progress.note,
                 )
-            )
-            ctx.upstream_monitor = TreeMonitor(up.pid)
-            stack.callback(ctx.upstream_monitor.close)
-            env["BENCH_UPSTREAM_URL"] = f"http://{LOOPBACK}:{up.port}"
-            gen = stack.enter_context(
-                LoadGenerator(processes=scenario.load.processes, cpus=gen_cpus, log_dir=log_dir, env=env)
             )
             progress.note("measuring the load generator's ceiling ...")
             ceiling = measure_ceiling(scenario, gen, server_cpus, log_dir, env)
@@ -244,9 +277,20 @@ def _new_run(
     revisions: dict[str, Path],
     arm_env: dict[str, dict[str, str]],
     cpus: tuple[tuple[int, ...], tuple[int, ...]],
+    targets: Sequence[Target] = (),
 ) -> Run:
     """The run's record before its first measurement: what it will do, and where."""
     resolved = scenario.to_dict()
+    notes: tuple[str, ...] = ()
+    if not targets:
+        database = database_info(scenario, env)
+    else:
+        # the deployment's database, upstream and servers are its own: nothing of the scenario's applies
+        database = {"vendor": "", "note": "the deployment's own; not prepared or recorded by the runner"}
+        resolved["database"] = {"engine": "", "note": database["note"]}
+        resolved["targets"] = [{"name": t.name, "url": t.url, "agent": t.agent} for t in targets]
+        fanout = any(getattr(WORKLOADS.get(w.name), "uses_upstream", False) for w in scenario.workloads)
+        notes = tuple(run_notes(targets, fanout=fanout, restarts=scenario.load.restart == "block"))
     resolved["cpu_plan"] = {"server": list(cpus[0]), "generator_and_upstream": list(cpus[1])}
     resolved["revisions"] = {k: str(v) for k, v in revisions.items()}
     resolved["arm_env"] = arm_env
@@ -274,14 +318,17 @@ def _new_run(
         interrupted=False,
         environment=Environment.from_dict(
             {
-                **environment.capture(ROOT, database_info(scenario, env)),
+                **environment.capture(ROOT, database),
                 # in an A/B run, which commit each arm served
                 "revisions": {k: environment.git_commit(Path(v))["commit"] for k, v in revisions.items() if k},
+                # run --target: the servers measured were not started by the runner
+                "targets": {t.name: t.url for t in targets} or None,
             }
         ),
         generator_ceiling=Ceiling(),
         setups={},
         cells=(),
+        notes=notes,
     )
 
 
@@ -406,5 +453,5 @@ def _run_interleaved(
 
 
 def _has_pairs(group: Group) -> bool:
-    kinds = {VARIANTS[a.variant].kind for a in group.arms}
+    kinds = {a.kind for a in group.arms}
     return len(kinds) > 1

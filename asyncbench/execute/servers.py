@@ -6,7 +6,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from asyncbench.execute.monitor import TreeMonitor
+from asyncbench.execute.monitor import ServerMonitor, TreeMonitor
 from asyncbench.execute.processes import (
     LOOPBACK,
     ManagedProcess,
@@ -17,6 +17,8 @@ from asyncbench.execute.processes import (
     http_get,
 )
 from asyncbench.execute.setups import SetupConfig
+from asyncbench.execute.target import url_get
+from asyncbench.model.endpoints import AppConfig
 from asyncbench.model.results import SetupInfo
 
 
@@ -24,14 +26,24 @@ from asyncbench.model.results import SetupInfo
 class Server:
     config: SetupConfig
     revision: str
-    proc: ManagedProcess
+    proc: ManagedProcess | None  # None: an existing deployment (run --target), not started here
     port: int
-    monitor: TreeMonitor
+    monitor: ServerMonitor
     info: SetupInfo
+    # An existing deployment's scheme://host[:port] and the path prefix put
+    # before every endpoint path (asyncbench.execute.target); "" for a local server.
+    origin: str = ""
+    prefix: str = ""
+    # the path that answers 200 fast: readiness and the drain ([app] health; bench_site's /health)
+    health: str = "/health"
 
     @property
     def base_url(self) -> str:
-        return f"http://{LOOPBACK}:{self.port}"
+        return self.origin or f"http://{LOOPBACK}:{self.port}"
+
+    def alive(self) -> bool:
+        """A local server's process is running (a deployment is taken to be: its failures show)."""
+        return self.proc is None or self.proc.alive()
 
 
 def setup_info(
@@ -73,6 +85,8 @@ class ServerRequest:
     cpus: tuple[int, ...]
     log_dir: Path
     port: int | None = None
+    # another Django project to serve (a scenario's [app]); None: bench_site
+    app: AppConfig | None = None
 
 
 def start_server(
@@ -109,7 +123,8 @@ def start_servers(requests: list[ServerRequest]) -> list[Server | ProcessError]:
             else:
                 check_port_free(req.port)
                 port = req.port
-            argv = spec.argv(LOOPBACK, port, workers, req.config.threads)
+            app = req.app.module(spec.interface) if req.app else ""
+            argv = spec.command(LOOPBACK, port, workers, req.config.threads, app)
             env = dict(req.env)
             if req.config.sync_middleware:
                 env["BENCH_SYNC_MIDDLEWARE"] = "1"
@@ -121,7 +136,7 @@ def start_servers(requests: list[ServerRequest]) -> list[Server | ProcessError]:
                 env=env,
                 cwd=req.root,
                 port=port,
-                health_path="/health",
+                health_path=req.app.health if req.app else "/health",
                 ready_timeout=60,
             )
             try:
@@ -166,6 +181,7 @@ def start_servers(requests: list[ServerRequest]) -> list[Server | ProcessError]:
                 port,
                 TreeMonitor(proc.pid),
                 setup_info(req.config, argv, env, req.cpus, workers),
+                health=req.app.health if req.app else "/health",
             )
         )
     return out
@@ -173,7 +189,8 @@ def start_servers(requests: list[ServerRequest]) -> list[Server | ProcessError]:
 
 def stop_server(server: Server) -> None:
     server.monitor.close()
-    server.proc.stop()
+    if server.proc is not None:
+        server.proc.stop()
 
 
 @dataclass(frozen=True)
@@ -192,7 +209,8 @@ def drain_server(server: Server, timeout: float) -> Drain:
     Two signals, both required: /health answers promptly (a WSGI worker
     queues it behind the backlog) and the server's process tree is idle (an
     ASGI server answers /health on its event loop while sync views still run
-    in its threads). `timed_out` is true when `timeout` passed first: the
+    in its threads; an existing deployment's tree is read through its agent,
+    and without one /health alone decides). `timed_out` is true when `timeout` passed first: the
     next measurement on this server then starts on a backlog, and
     `checks.repeat_flags(previous_drain=...)` flags it.
     """
@@ -200,10 +218,15 @@ def drain_server(server: Server, timeout: float) -> Drain:
     while time.monotonic() - t0 < timeout:
         t = time.monotonic()
         try:
-            status, _, _ = http_get(LOOPBACK, server.port, "/health", timeout=max(0.5, timeout))
+            if server.origin:
+                status, _, _ = url_get(server.origin, server.prefix + server.health, timeout=max(0.5, timeout))
+            else:
+                status, _, _ = http_get(LOOPBACK, server.port, server.health, timeout=max(0.5, timeout))
         except OSError:
             status = 0
-        if status == 200 and time.monotonic() - t < 0.05 and server.monitor.busy_fraction(0.1) < 0.1:
+        # a deployment across a network answers /health later than a local server
+        prompt = 0.05 if not server.origin else 0.25
+        if status == 200 and time.monotonic() - t < prompt and (server.monitor.busy_fraction(0.1) or 0.0) < 0.1:
             return Drain(time.monotonic() - t0, timed_out=False)
         time.sleep(0.05)
     return Drain(time.monotonic() - t0, timed_out=True)

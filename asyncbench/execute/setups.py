@@ -1,8 +1,10 @@
 """Server setups: how each server people deploy is started, and what it implies.
 
 A setup is data (server, interface, worker model, event loop, keep-alive) plus
-a function that turns (port, workers, threads) into an argv. The runner starts
-one setup at a time and keeps it up for all of its cells.
+a function that turns (port, workers, threads, app) into an argv. The app is
+bench_site's WSGI or ASGI application unless a scenario's `[app]` names
+another project's. The runner starts one setup at a time and keeps it up for
+all of its cells.
 """
 
 from __future__ import annotations
@@ -13,6 +15,9 @@ from dataclasses import dataclass
 
 WSGI_APP = "bench_site.wsgi:application"
 ASGI_APP = "bench_site.asgi:application"
+
+# (host, port, workers, threads, app "module:attribute") -> argv
+Argv = Callable[[str, int, int, int, str], list[str]]
 
 
 @dataclass(frozen=True)
@@ -25,8 +30,12 @@ class SetupKind:
     keepalive: bool
     uses_threads: bool  # whether the `threads` option means anything
     notes: str
-    argv: Callable[[str, int, int, int], list[str]]
+    argv: Argv
     max_workers: int | None = None  # daphne serves from one process
+
+    def command(self, host: str, port: int, workers: int, threads: int, app: str = "") -> list[str]:
+        """The server's argv, serving `app` ("module:attribute"; default bench_site's)."""
+        return self.argv(host, port, workers, threads, app or (WSGI_APP if self.interface == "wsgi" else ASGI_APP))
 
 
 def _bin(name: str) -> str:
@@ -36,8 +45,8 @@ def _bin(name: str) -> str:
     return str(Path(sys.executable).with_name(name))
 
 
-def _gunicorn(app: str, klass: str, *extra: str) -> Callable[[str, int, int, int], list[str]]:
-    def argv(host: str, port: int, workers: int, threads: int) -> list[str]:
+def _gunicorn(klass: str, *extra: str) -> Argv:
+    def argv(host: str, port: int, workers: int, threads: int, app: str) -> list[str]:
         return [
             _bin("gunicorn"),
             app,
@@ -65,15 +74,15 @@ def _gunicorn(app: str, klass: str, *extra: str) -> Callable[[str, int, int, int
     return argv
 
 
-def _gthread(host: str, port: int, workers: int, threads: int) -> list[str]:
-    return _gunicorn(WSGI_APP, "gthread", "--threads", str(threads))(host, port, workers, threads)
+def _gthread(host: str, port: int, workers: int, threads: int, app: str) -> list[str]:
+    return _gunicorn("gthread", "--threads", str(threads))(host, port, workers, threads, app)
 
 
-def _uvicorn(loop: str, http: str) -> Callable[[str, int, int, int], list[str]]:
-    def argv(host: str, port: int, workers: int, threads: int) -> list[str]:
+def _uvicorn(loop: str, http: str) -> Argv:
+    def argv(host: str, port: int, workers: int, threads: int, app: str) -> list[str]:
         return [
             _bin("uvicorn"),
-            ASGI_APP,
+            app,
             "--host",
             host,
             "--port",
@@ -96,12 +105,12 @@ def _uvicorn(loop: str, http: str) -> Callable[[str, int, int, int], list[str]]:
     return argv
 
 
-def _daphne(host: str, port: int, workers: int, threads: int) -> list[str]:
-    return [_bin("daphne"), "-b", host, "-p", str(port), "-v", "0", ASGI_APP]
+def _daphne(host: str, port: int, workers: int, threads: int, app: str) -> list[str]:
+    return [_bin("daphne"), "-b", host, "-p", str(port), "-v", "0", app]
 
 
-def _granian(interface: str, app: str) -> Callable[[str, int, int, int], list[str]]:
-    def argv(host: str, port: int, workers: int, threads: int) -> list[str]:
+def _granian(interface: str) -> Argv:
+    def argv(host: str, port: int, workers: int, threads: int, app: str) -> list[str]:
         extra = ["--blocking-threads", str(threads)] if interface == "wsgi" else []
         return [
             _bin("granian"),
@@ -125,7 +134,7 @@ def _granian(interface: str, app: str) -> Callable[[str, int, int, int], list[st
     return argv
 
 
-def _hypercorn(host: str, port: int, workers: int, threads: int) -> list[str]:
+def _hypercorn(host: str, port: int, workers: int, threads: int, app: str) -> list[str]:
     return [
         _bin("hypercorn"),
         "--bind",
@@ -136,7 +145,7 @@ def _hypercorn(host: str, port: int, workers: int, threads: int) -> list[str]:
         "asyncio",
         "--log-level",
         "warning",
-        ASGI_APP,
+        app,
     ]
 
 
@@ -152,7 +161,7 @@ SETUPS: dict[str, SetupKind] = {
             keepalive=False,
             uses_threads=False,
             notes="one request at a time per worker; closes every connection (no keep-alive)",
-            argv=_gunicorn(WSGI_APP, "sync"),
+            argv=_gunicorn("sync"),
         ),
         SetupKind(
             "gunicorn-gthread",
@@ -197,7 +206,7 @@ SETUPS: dict[str, SetupKind] = {
             uses_threads=False,
             notes="gunicorn process management with the maintained uvicorn-worker package "
             "(asyncio loop, h11 parser, like the plain uvicorn setup)",
-            argv=_gunicorn(ASGI_APP, "uvicorn_worker.UvicornH11Worker"),
+            argv=_gunicorn("uvicorn_worker.UvicornH11Worker"),
         ),
         SetupKind(
             "gunicorn-asgi",
@@ -208,7 +217,7 @@ SETUPS: dict[str, SetupKind] = {
             keepalive=True,
             uses_threads=False,
             notes="gunicorn 27's own ASGI worker, asyncio loop forced, lifespan off",
-            argv=_gunicorn(ASGI_APP, "asgi", "--asgi-loop", "asyncio", "--asgi-lifespan", "off"),
+            argv=_gunicorn("asgi", "--asgi-loop", "asyncio", "--asgi-lifespan", "off"),
         ),
         SetupKind(
             "daphne",
@@ -231,7 +240,7 @@ SETUPS: dict[str, SetupKind] = {
             keepalive=True,
             uses_threads=True,
             notes="Rust HTTP server; WSGI app on a pool of blocking threads",
-            argv=_granian("wsgi", WSGI_APP),
+            argv=_granian("wsgi"),
         ),
         SetupKind(
             "granian-asgi",
@@ -242,7 +251,7 @@ SETUPS: dict[str, SetupKind] = {
             keepalive=True,
             uses_threads=False,
             notes="Rust HTTP server; asyncio loop forced",
-            argv=_granian("asgi", ASGI_APP),
+            argv=_granian("asgi"),
         ),
         SetupKind(
             "hypercorn",

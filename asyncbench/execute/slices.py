@@ -12,6 +12,7 @@ import random
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from asyncbench.execute.checks import (
     References,
@@ -30,11 +31,11 @@ from asyncbench.execute.plan import Planned
 from asyncbench.execute.processes import ProcessError
 from asyncbench.execute.servers import Drain, Server, ServerRequest, drain_server, start_servers, stop_server
 from asyncbench.execute.setups import SetupConfig
+from asyncbench.execute.target import Target, connect
 from asyncbench.model.histogram import Histogram
 from asyncbench.model.results import Cell
 from asyncbench.model.scenario import Scenario
 from asyncbench.render.progress import Progress
-from bench_site.registry import VARIANTS
 
 
 @dataclass
@@ -61,6 +62,8 @@ class RunContext:
     server_cores: CoreMonitor | None = None  # the servers' CPUs as a whole
     # (server key, cell) pairs whose body was checked on the server now running
     checked: set[tuple[tuple[str, str], tuple[Any, ...]]] = field(default_factory=set)
+    # run --target: setup name -> the existing deployment measured under that name (never started here)
+    targets: dict[str, Target] = field(default_factory=dict)
 
     def _request(self, config: SetupConfig, rev: str) -> ServerRequest:
         port = None
@@ -81,30 +84,47 @@ class RunContext:
             self.server_cpus,
             self.log_dir,
             port,
+            self.scenario.app,
         )
 
     def start(self, config: SetupConfig, rev: str) -> Server | None:
         return self.start_many([(config, rev)])[0]
 
     def start_many(self, which: list[tuple[SetupConfig, str]]) -> list[Server | None]:
-        """Start these servers together; a failure is noted and kept for the arms that need it."""
-        started = start_servers([self._request(config, rev) for config, rev in which])
+        """Start these servers together; a failure is noted and kept for the arms that need it.
+        An existing deployment (a target) is not started: it is checked to answer."""
+        local = iter(start_servers([self._request(c, r) for c, r in which if c.name not in self.targets]))
+        started = [self._connect(c, r) if c.name in self.targets else next(local) for c, r in which]
         out: list[Server | None] = []
         for (config, rev), srv in zip(which, started, strict=True):
             if isinstance(srv, ProcessError):
                 self.start_errors[(config.name, rev)] = str(srv).splitlines()[0]
-                self.progress.note(f"setup {config.name} failed to start: {srv}")
+                self.progress.note(
+                    f"{'target' if config.name in self.targets else 'setup'} {config.name} "
+                    f"{'does not answer' if config.name in self.targets else 'failed to start'}: {srv}"
+                )
                 out.append(None)
                 continue
             self.servers[(config.name, rev)] = srv
             out.append(srv)
         return out
 
+    def _connect(self, config: SetupConfig, rev: str) -> Server | ProcessError:
+        """An existing deployment as a server: its health and its agent checked, nothing started."""
+        t = self.targets[config.name]
+        health = self.scenario.app.health if self.scenario.app else "/health"
+        try:
+            monitor, info = connect(t, health)
+        except ProcessError as exc:
+            return exc
+        port = urlsplit(t.origin).port or (443 if t.origin.startswith("https") else 80)
+        return Server(config, rev, None, port, monitor, info, origin=t.origin, prefix=t.prefix, health=health)
+
     def running(self, item: Planned) -> tuple[Server | None, bool]:
         """The item's server, restarted if it died; and whether it was restarted."""
         key = (item.setup, item.revision)
         server = self.servers.get(key)
-        if server is None or server.proc.alive():
+        if server is None or server.alive():
             return server, False
         # A crashed server is restarted for the measurements after it; the
         # crash is flagged on the measurement that saw it.
@@ -118,7 +138,9 @@ class RunContext:
     def restart(self, keys: list[tuple[str, str]], rng: random.Random) -> None:
         """Stop these servers and start them afresh, in a random order: a new
         process per block, so no arm keeps one process's lucky or unlucky
-        memory layout for a whole run."""
+        memory layout for a whole run. An existing deployment is not ours to
+        restart: it is left as it is (the run's notes say so)."""
+        keys = [k for k in keys if k[0] not in self.targets]
         for key in keys:
             old = self.servers.pop(key, None)
             if old is not None:
@@ -142,7 +164,7 @@ def _prepare(item: Planned, ctx: RunContext) -> tuple[Cell, Server] | None:
         setup=item.setup,
         workload=item.workload,
         variant=item.variant,
-        kind=VARIANTS[item.variant].kind,
+        kind=item.kind,
         users=item.users,
         path=item.path,
         params=dict(item.params),
@@ -160,7 +182,12 @@ def _prepare(item: Planned, ctx: RunContext) -> tuple[Cell, Server] | None:
         return None
     key = (item.setup, item.revision)
     if not cell.repeats or restarted or (key, item.cell_id) not in ctx.checked:
-        problem = check_body(item, server.port, ctx.references)
+        problem = check_body(item, server.port, ctx.references, origin=server.origin, prefix=server.prefix)
+        if problem and server.origin and "upstream unreachable" in problem:
+            problem += (
+                " (an existing deployment calls its own upstream: start `python -m upstream` beside it and "
+                "set BENCH_UPSTREAM_URL on its servers; the runner cannot configure a remote server)"
+            )
         if problem:
             ctx.fail(item, cell, problem, f"error: {problem}")
             return None
@@ -183,7 +210,7 @@ def measure_slice(
         # most to max_window_s) until users completed min_requests_per_user requests.
         m = gen.measure(
             host=server.base_url,
-            path=item.path,
+            path=server.prefix + item.path,
             users=item.users,
             warmup_s=load.settle_s,
             min_s=load.window_s,
@@ -196,6 +223,7 @@ def measure_slice(
             rate=rate,
             arrival=load.arrival,
             connections=load.connections or None,
+            request=_request(item),
         )
     except ProcessError as exc:
         window.abandon()
@@ -219,7 +247,7 @@ def measure_joint(
     window = _Window(ctx, servers)
     try:
         ms = gen.measure_joint(
-            targets=[(server.base_url, item.path) for item, (_, server) in live],
+            targets=[(server.base_url, server.prefix + item.path) for item, (_, server) in live],
             rate=rate,
             arrival=load.arrival,
             settle_s=load.settle_s,
@@ -227,6 +255,7 @@ def measure_joint(
             connections=load.connections or max(live[0][0].users, 64),
             on_window_start=window.start,
             on_window_end=window.end,
+            requests=[_request(item) for item, _ in live],
         )
     except ProcessError as exc:
         window.abandon()
@@ -235,6 +264,12 @@ def measure_joint(
         return
     for i, ((item, (cell, server)), m) in enumerate(zip(live, ms, strict=True)):
         _record(item, ctx, cell, server, m, probe=window.probe(i), ceiling=ceiling)
+
+
+def _request(item: Planned) -> dict[str, Any] | None:
+    """The arm's request for the load driver; None for a plain GET (the built-in workloads)."""
+    spec = item.request
+    return None if spec.plain else spec.to_dict()
 
 
 class _Window:

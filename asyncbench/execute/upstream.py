@@ -70,8 +70,9 @@ def measure_ceiling(
         rps=round(rps, 1),
         cpu_percent=round(m.generator_cpu_percent, 1),
         users=CEILING_USERS,
-        processes=len(gen.drivers),
+        processes=gen.processes,  # load workers, local and remote
         endpoint="upstream stub /health, no delay, served from the server CPUs",
         duration_s=round(m.duration_s, 2),
         failures=sum(m.failures.values()),
+        extra=gen.info(),  # with several load workers: the master and every worker
     )

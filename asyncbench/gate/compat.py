@@ -170,6 +170,14 @@ def _flatten(d: object, prefix: str = "") -> dict[str, object]:
     return {prefix: d}
 
 
+# Scenario keys renamed since: a run that recorded the old name is read with the new.
+_RENAMED = {"load.processes": "load.workers"}
+
+
+def _renamed(flat: dict[str, object]) -> dict[str, object]:
+    return {_RENAMED.get(k, k): v for k, v in flat.items()}
+
+
 def _matches(path: str, keys: Iterable[str]) -> bool:
     return any(path == k or path.startswith(k + ".") for k in keys)
 
@@ -185,8 +193,8 @@ def check_scenario(baseline: Run, current: Run, setups: Iterable[str]) -> tuple[
     warnings: list[str] = []
     if baseline.scenario != current.scenario:
         refusals.append(f"scenario differs: baseline {baseline.scenario!r}, current {current.scenario!r}")
-    bflat = _flatten(baseline.scenario_resolved)
-    cflat = _flatten(current.scenario_resolved)
+    bflat = _renamed(_flatten(baseline.scenario_resolved))
+    cflat = _renamed(_flatten(current.scenario_resolved))
     for path in sorted(set(bflat) | set(cflat)):
         if _matches(path, SCENARIO_IGNORED):
             continue

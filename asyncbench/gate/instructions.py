@@ -80,6 +80,15 @@ def phases_for(
 
     `views` keeps only the phases named `workload/variant@handler` or
     `workload/variant` (both handlers); an unknown name is an error."""
+    if scenario.endpoints or scenario.app is not None:
+        # The driver runs bench_site's views in process with plain GETs; a
+        # project of one's own (its settings, its methods and bodies) is gated
+        # on its measured runs: `gate` with a baseline of the same scenario.
+        own = ", ".join(e.name for e in scenario.endpoints) or "[app]"
+        raise InstructionsError(
+            f"the instruction-count gate drives bench_site's built-in views only; this scenario has its own "
+            f"endpoints ({own}): gate them with `python runner.py gate {scenario.name}` (measured runs)"
+        )
     out: list[Phase] = []
     for wl in scenario.workloads:
         query = urlencode(sorted(wl.params.items()))

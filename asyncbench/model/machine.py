@@ -57,6 +57,11 @@ class Environment:
     loadavg_at_start: tuple[float, ...] = ()
     # In an A/B-in-one-job run: the commit each revision label served.
     revisions: dict[str, str] = field(default_factory=dict)
+    # A run against existing deployments (run --target): setup name -> URL.
+    # Those servers were not started by the runner, and the machine facts
+    # above describe the load generator's host, not theirs. None (left out of
+    # the file) in a run of the runner's own servers.
+    targets: dict[str, str] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -67,6 +72,7 @@ class Environment:
         known["loadavg_at_start"] = tuple(known.get("loadavg_at_start") or ())
         known["packages"] = dict(known.get("packages") or {})
         known["revisions"] = dict(known.get("revisions") or {})
+        known["targets"] = dict(known["targets"]) if known.get("targets") else None
         return cls(**known, extra=extra)
 
     def as_dict(self) -> dict[str, Any]:

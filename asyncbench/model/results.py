@@ -17,6 +17,13 @@ Schema changelog (bump SCHEMA_VERSION on any incompatible change):
       count); Run.groups records each comparison group's blocks, time, budget
       and why it stopped. Version-1 files are read as such: a repeat is a
       block (repeats ran in interleaved rounds), with no merged histogram.
+      Added later with defaults: SetupInfo.resources ("local", "agent" or
+      "not measured": where server CPU and RSS came from), target and agent
+      (an existing deployment's URL and its resource agent's); a repeat's
+      server_cpu_s, server_cpu_percent and server_rss_peak_mb may be null:
+      not measured (never 0). Repeat.worker_cpu_percents: each load
+      worker's own CPU over the slice's window (several with --workers), and
+      worker_windows: each worker's view of that common window.
 """
 
 from __future__ import annotations
@@ -84,9 +91,11 @@ class Repeat:
     latency: Latency
     # locust's own rounded statistics, kept only as a cross-check
     locust: dict[str, float]
-    server_cpu_s: float  # CPU seconds of the server's whole process tree in the window
-    server_cpu_percent: float  # percent of one core, averaged over the window
-    server_rss_peak_mb: float
+    # CPU seconds of the server's whole process tree in the window; None (like
+    # the two after it) when not measured: an existing deployment without an agent
+    server_cpu_s: float | None
+    server_cpu_percent: float | None  # percent of one core, averaged over the window
+    server_rss_peak_mb: float | None
     generator_cpu_percent: float  # percent of one core (the busiest generator process)
     generator_cpu_peak_percent: float
     server_worker_changes: int  # worker processes that appeared or vanished
@@ -109,10 +118,18 @@ class Repeat:
     dropped: int = 0
     unfinished: int = 0
     send_lag_p99_ms: float | None = None
+    # Each load worker's (locust process's) own CPU over the window, percent of
+    # one core; generator_cpu_percent is the busiest's. Several with --workers,
+    # all measuring the same window (the master decides it for every worker).
+    worker_cpu_percents: tuple[float, ...] = ()
+    # With several load workers: each one's view of the common window (when
+    # it saw it open, when its last tick ended; unix time, the master's clock),
+    # in the same order; the window itself is [started_at, started_at + duration_s).
+    worker_windows: tuple[tuple[float, float], ...] = ()
 
     @property
     def cpu_s_per_1k_requests(self) -> float | None:
-        if self.requests <= 0:
+        if self.requests <= 0 or self.server_cpu_s is None:
             return None
         return self.server_cpu_s / self.requests * 1000.0
 
@@ -199,6 +216,12 @@ class SetupInfo:
     env: dict[str, str]
     cpu_affinity: tuple[int, ...]
     notes: str = ""
+    # Where server CPU and RSS came from: "local" (the runner's monitor of the
+    # server it started), "agent" (a resource agent beside an existing
+    # deployment), "not measured".
+    resources: str = "local"
+    target: str = ""  # an existing deployment's URL: not started by the runner
+    agent: str = ""  # its resource agent's URL, if any
 
 
 @dataclass(frozen=True)
@@ -239,6 +262,14 @@ class Run:
     notes: tuple[str, ...] = ()
     groups: tuple[GroupRecord, ...] = ()
 
+    def resources(self, setup: str) -> str:
+        """Where a setup's server CPU and RSS came from: "local", "agent" or NOT_MEASURED."""
+        info = self.setups.get(setup)
+        return info.resources if info is not None else "local"
+
+
+NOT_MEASURED = "not measured"  # SetupInfo.resources of a deployment without an agent
+
 
 # ---------------------------------------------------------------- (de)serialisation
 
@@ -259,6 +290,8 @@ def _repeat(d: dict[str, Any]) -> Repeat:
     d["latency"] = Latency(**d["latency"])
     d["series"] = tuple(Second(**s) for s in d.get("series", ()))
     d["flags"] = _flags(d.get("flags"))
+    d["worker_cpu_percents"] = tuple(d.get("worker_cpu_percents") or ())
+    d["worker_windows"] = tuple(tuple(w) for w in d.get("worker_windows") or ())
     if d.get("block") is None:  # version 1: repeat r of every arm ran in round r
         d["block"] = d.get("index")
     return Repeat(**_known(Repeat, d))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import itertools
 import os
+import sys
 import tomllib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -17,6 +18,7 @@ from typing import Any
 
 from asyncbench.execute.setups import SETUPS, SetupConfig
 from asyncbench.gate.config import REMOVED_GATE_KEYS, validate_gate_section
+from asyncbench.model.endpoints import AppConfig, Catalog, Endpoint, endpoint_users, parse_app, parse_endpoints
 from asyncbench.model.scenario_keys import (
     CPU_KEYS,
     DB_KEYS,
@@ -60,7 +62,10 @@ class LoadConfig:
     min_blocks: int = 5
     max_blocks: int = 60
     budget_s: float = 0.0  # the run's measuring time, shared by its groups; 0 = no limit
-    processes: int = 1
+    # Load workers on this machine: 1 = one locust process (the default);
+    # more = a locust master and that many workers sharing one window per
+    # slice (asyncbench.execute.distributed). `processes` is its old name.
+    workers: int = 1
     drain_timeout_s: float = 15.0
     # Flag thresholds
     generator_cpu_limit: float = 90.0  # percent of one core
@@ -154,11 +159,28 @@ class Scenario:
     gate: dict[str, Any]
     server_env: dict[str, str]
     source: str = ""
+    # `[endpoints.<name>]`: workloads of any Django project (also in `workloads`, as their arms)
+    endpoints: tuple[Endpoint, ...] = ()
+    # `[app]`: the project the setups serve instead of bench_site; None: bench_site
+    app: AppConfig | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["workloads"] = {w["name"]: w for w in d["workloads"]}
+        # the catalog a report or gate reads back (Catalog.from_resolved); recorded
+        # only when there is one, so a run of built-in workloads compares with
+        # a baseline recorded before endpoints existed (the gate's scenario check)
+        endpoints = d.pop("endpoints")
+        if endpoints:
+            d["endpoints"] = {e["name"]: e for e in endpoints}
+        if d["app"] is None:
+            del d["app"]
         return d
+
+    @property
+    def catalog(self) -> Catalog:
+        """Every workload's arms: the registry's and this scenario's endpoints."""
+        return Catalog({e.name: e for e in self.endpoints})
 
     def users_for(self, workload: WorkloadConfig) -> tuple[int, ...]:
         """Every load level of a workload: its own (or the scenario's), plus its sweep's."""
@@ -177,13 +199,33 @@ INTERLEAVES = ("group", "run")
 
 def parse(data: dict[str, Any], *, source: str = "<scenario>") -> Scenario:
     check_keys("scenario", data, TOP_KEYS)
-    for required in ("name", "load", "setups", "workloads"):
+    for required in ("name", "load", "setups"):
         if required not in data:
             raise ScenarioError(f"scenario: missing required key {required!r}")
+    if "workloads" not in data and not data.get("endpoints"):
+        raise ScenarioError(
+            "scenario: missing required key 'workloads' (built-in workloads) or 'endpoints' (your own view pairs)"
+        )
     # A fixed order, so a scenario with several problems always reports the same one.
     load = _load_config(data["load"])
     setups = _setups(data["setups"])
-    workloads = _workloads(data["workloads"])
+    endpoints = parse_endpoints(data.get("endpoints", {}))
+    workloads = _workloads(data["workloads"], [e.name for e in endpoints]) if "workloads" in data else ()
+    app = None
+    if "app" in data:
+        if workloads:
+            raise ScenarioError(
+                f"workloads.{workloads[0].name}: the built-in workloads are bench_site's views, and [app] makes "
+                "the setups serve another project: declare [endpoints.<name>] for its views instead"
+            )
+        app = parse_app(data["app"], {SETUPS[s.kind].interface for s in setups})
+    workloads = (
+        *workloads,
+        *(
+            WorkloadConfig(e.name, e.names, users=endpoint_users(f"endpoints.{e.name}", data["endpoints"][e.name]))
+            for e in endpoints
+        ),
+    )
     database = _database(data.get("database", {}))
     upstream = _upstream(data.get("upstream", {}))
     cpu = _cpu(data.get("cpu", {}))
@@ -209,6 +251,8 @@ def parse(data: dict[str, Any], *, source: str = "<scenario>") -> Scenario:
         gate=gate,
         server_env=dict(server_env),
         source=source,
+        endpoints=endpoints,
+        app=app,
     )
 
 
@@ -218,9 +262,19 @@ def _load_config(section: dict[str, Any]) -> LoadConfig:
     if "users" not in load_d:
         raise ScenarioError("load: missing required key 'users' (a list of user counts)")
     users = int_list("load.users", load_d.pop("users"), 1, 10_000)
+    if "processes" in load_d:
+        processes = load_d.pop("processes")
+        if "workers" in load_d and load_d["workers"] != processes:
+            raise ScenarioError(
+                f"load.processes ({processes}) and load.workers ({load_d['workers']}): give load.workers only "
+                "(load.processes is its deprecated name)"
+            )
+        print("warning: load.processes is deprecated: use load.workers", file=sys.stderr)
+        load_d["workers"] = processes
     load = LoadConfig(users=users, **load_d)
-    if load.processes < 1:
-        raise ScenarioError(f"load.processes: must be >= 1, got {load.processes}")
+    if load.workers < 0:
+        # 0: every load worker on other machines (run --expect-workers N)
+        raise ScenarioError(f"load.workers: must be >= 0, got {load.workers}")
     if load.min_blocks < 3:
         raise ScenarioError(f"load.min_blocks: must be >= 3 (an interval needs 3 blocks), got {load.min_blocks}")
     if load.max_blocks < load.min_blocks:
@@ -287,14 +341,20 @@ def _setups(section: list[Any]) -> tuple[SetupConfig, ...]:
     return tuple(setups)
 
 
-def _workloads(section: dict[str, Any]) -> tuple[WorkloadConfig, ...]:
+def _workloads(section: dict[str, Any], endpoints: list[str]) -> tuple[WorkloadConfig, ...]:
     if not section:
+        if endpoints:  # `--workloads` chose endpoints only
+            return ()
         raise ScenarioError(f"workloads: must not be empty; allowed: {', '.join(WORKLOADS)}")
     workloads: list[WorkloadConfig] = []
     for wname, w in section.items():
         where = f"workloads.{wname}"
         if wname not in WORKLOADS:
-            raise ScenarioError(f"{where}: unknown workload {wname!r}; allowed: {', '.join(WORKLOADS)}")
+            own = f"; or one of this scenario's endpoints: {', '.join(endpoints)}" if endpoints else ""
+            raise ScenarioError(
+                f"{where}: unknown workload {wname!r}; allowed: {', '.join(WORKLOADS)}{own} "
+                "(your own views: [endpoints.<name>])"
+            )
         if not isinstance(w, dict):
             raise ScenarioError(f"{where}: expected a table, got {w!r}")
         check_keys(where, w, WORKLOAD_KEYS)
@@ -374,7 +434,7 @@ class Overrides:
     warmup: float | None = None  # the settle time of a slice
     precision: float | None = None
     budget: float | None = None
-    processes: int | None = None
+    workers: int | None = None  # load workers on this machine (`--workers`; `--processes` is deprecated)
     setups: tuple[str, ...] | None = None
     workloads: tuple[str, ...] | None = None
     db: str | None = None  # sqlite | postgres | a postgresql:// URL
@@ -387,7 +447,7 @@ def apply_overrides(data: dict[str, Any], o: Overrides) -> dict[str, Any]:
     load = data.setdefault("load", {})
     if o.users:
         load["users"] = list(o.users)
-        for w in data.get("workloads", {}).values():
+        for w in (*data.get("workloads", {}).values(), *data.get("endpoints", {}).values()):
             if isinstance(w, dict):
                 w.pop("users", None)
     if o.blocks:
@@ -400,14 +460,24 @@ def apply_overrides(data: dict[str, Any], o: Overrides) -> dict[str, Any]:
         load["precision"] = o.precision
     if o.budget is not None:
         load["budget_s"] = o.budget
-    if o.processes:
-        load["processes"] = o.processes
+    if o.workers is not None:
+        load.pop("processes", None)
+        load["workers"] = o.workers
     if o.setups:
         by_name = {s.get("name"): s for s in data.get("setups", []) if isinstance(s, dict)}
         data["setups"] = [by_name.get(n, {"name": n}) for n in o.setups]
     if o.workloads:
-        wl = data.get("workloads", {})
-        data["workloads"] = {n: wl.get(n, {}) for n in o.workloads}
+        wl, eps = data.get("workloads", {}), data.get("endpoints", {})
+        unknown = [n for n in o.workloads if n not in WORKLOADS and n not in eps]
+        if unknown and eps:  # (without endpoints, validation names the built-in workloads)
+            raise ScenarioError(
+                f"--workloads: unknown {unknown[0]!r}; allowed: {', '.join(WORKLOADS)}, "
+                f"or one of this scenario's endpoints: {', '.join(eps)}"
+            )
+        data["workloads"] = {n: wl.get(n, {}) for n in o.workloads if n not in eps}
+        data["endpoints"] = {n: eps[n] for n in o.workloads if n in eps}
+        if not data["workloads"] and data["endpoints"]:
+            del data["workloads"]
     if o.db:
         d = data.setdefault("database", {})
         if o.db == "sqlite":

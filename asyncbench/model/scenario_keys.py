@@ -26,6 +26,9 @@ TOP_KEYS: Mapping[str, type] = {
     "cpu": dict,
     "gate": dict,
     "server_env": dict,
+    # a scenario's own view pairs and the project serving them: asyncbench.model.endpoints
+    "endpoints": dict,
+    "app": dict,
 }
 LOAD_KEYS: Mapping[str, type] = {
     "users": list,
@@ -37,7 +40,8 @@ LOAD_KEYS: Mapping[str, type] = {
     "min_blocks": int,
     "max_blocks": int,
     "budget_s": float,
-    "processes": int,
+    "workers": int,
+    "processes": int,  # deprecated: the old name of `workers`
     "drain_timeout_s": float,
     "generator_cpu_limit": float,
     "ceiling_fraction": float,

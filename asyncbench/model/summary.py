@@ -99,13 +99,14 @@ def _percentiles(cell: Cell) -> tuple[list[float | None], int]:
 
 
 def _cpu(cell: Cell) -> tuple[float | None, float | None, float | None]:
-    reps = [r for r in cell.repeats if r.requests > 0]
+    # slices whose server CPU was not measured (None) are left out, never read as 0
+    reps = [r for r in cell.repeats if r.requests > 0 and r.server_cpu_s is not None]
     requests = sum(r.requests for r in reps)
     if not requests:
         return None, None, None
     # server CPU seconds per 1,000 requests = milliseconds per request
-    point = sum(r.server_cpu_s for r in reps) / requests * 1000.0
-    per = mean_interval([r.server_cpu_s / r.requests * 1000.0 for r in reps])
+    point = sum(r.server_cpu_s or 0.0 for r in reps) / requests * 1000.0
+    per = mean_interval([(r.server_cpu_s or 0.0) / r.requests * 1000.0 for r in reps])
     if per is None:
         return point, None, None
     # The half-width comes from the slices' spread; the point from totals (a
@@ -145,7 +146,7 @@ def summarize(cell: Cell) -> CellSummary:
         cpu_ms_per_request=cpu,
         cpu_lo=cpu_lo,
         cpu_hi=cpu_hi,
-        rss_peak_mb=max((r.server_rss_peak_mb for r in reps), default=None),
+        rss_peak_mb=max((r.server_rss_peak_mb for r in reps if r.server_rss_peak_mb is not None), default=None),
         generator_cpu_peak_percent=max((r.generator_cpu_peak_percent for r in reps), default=None),
         requests=sum(r.requests for r in reps),
         failures=sum(r.failure_count for r in reps),

@@ -36,7 +36,7 @@ from matplotlib.patches import Patch
 from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter, NullLocator
 from matplotlib.typing import LineStyleType
 
-from asyncbench.analysis.selection import variant_kind
+from asyncbench.analysis.selection import run_variant_kind
 from asyncbench.model import flags
 from asyncbench.model.results import Cell, Run
 from asyncbench.model.summary import ParamsKey
@@ -199,10 +199,10 @@ def legend(
     for s in sorted(set(setups)):
         handles.append(Line2D([], [], color=colors[s], linewidth=3))
         labels.append(s)
-    for v in sorted(set(variants), key=lambda v: (variant_kind(v), v)):
+    for v in sorted(set(variants), key=lambda v: (run_variant_kind(run, v), v)):
         ls, mk = variant_style(v)
         handles.append(Line2D([], [], color="#333", linestyle=ls, marker=mk, markersize=5))
-        labels.append(f"{v} ({variant_kind(v)})")
+        labels.append(f"{v} ({run_variant_kind(run, v)})")
     if flagged:
         handles.append(
             Line2D(

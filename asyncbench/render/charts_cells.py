@@ -14,7 +14,7 @@ from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, NullFormatter
 
 from asyncbench.analysis.queueing import DEFAULT_DELAY_MS, DEFAULT_FANOUT_CALLS, model_line
-from asyncbench.analysis.selection import axis_cells, delay_sweep_cells, usable_cells, variant_kind, workload_order
+from asyncbench.analysis.selection import axis_cells, delay_sweep_cells, run_variant_kind, usable_cells, workload_order
 from asyncbench.model import flags
 from asyncbench.model.results import Cell, Run
 from asyncbench.render.charts import (
@@ -157,7 +157,11 @@ def cpu_cost_chart(run: Run) -> str | None:
         return None
     colors = setup_colors(run)
     order = workload_order({x.workload for x in cells})
-    cats = sorted({(c.workload, c.variant) for c in cells}, key=lambda k: (order.index(k[0]), variant_kind(k[1]), k[1]))
+    kinds = {c.variant: c.kind for c in cells}
+    cats = sorted(
+        {(c.workload, c.variant) for c in cells},
+        key=lambda k: (order.index(k[0]), kinds.get(k[1]) or run_variant_kind(run, k[1]), k[1]),
+    )
     setups = sorted({c.setup for c in cells})
     by = {(c.workload, c.variant, c.setup): c for c in cells}
     bar_h = 0.8 / len(setups)

@@ -11,7 +11,7 @@ import io
 from typing import Any
 
 from asyncbench.model import flags
-from asyncbench.model.results import Cell, Run
+from asyncbench.model.results import NOT_MEASURED, Cell, Run
 from asyncbench.model.summary import params_label
 from asyncbench.render.cells import missing_cells, sorted_cells
 
@@ -54,10 +54,14 @@ CSV_COLUMNS = (
 )
 
 
-def cell_row(c: Cell) -> dict[str, Any]:
-    """One cell's summary: the numbers of the full table and of the CSV."""
+def cell_row(c: Cell, resources: str = "local") -> dict[str, Any]:
+    """One cell's summary: the numbers of the full table and of the CSV.
+
+    `resources`: where its setup's server CPU and RSS came from; NOT_MEASURED
+    (an existing deployment without an agent) writes "not measured" in those
+    columns, never 0 or a blank."""
     s = c.summary
-    return {
+    row = {
         "setup": c.setup,
         "workload": c.workload,
         "variant": c.variant,
@@ -93,6 +97,13 @@ def cell_row(c: Cell) -> dict[str, Any]:
         "path": c.path,
         "key": c.key,
     }
+    if resources == NOT_MEASURED:
+        row.update(dict.fromkeys(RESOURCE_COLUMNS, NOT_MEASURED))
+    return row
+
+
+# the columns a setup's resource measurement fills
+RESOURCE_COLUMNS = ("cpu_s_per_1k_requests", "cpu_lo", "cpu_hi", "server_rss_peak_mb")
 
 
 def cells_csv(run: Run) -> str:
@@ -101,7 +112,7 @@ def cells_csv(run: Run) -> str:
     w = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, lineterminator="\n")
     w.writeheader()
     for c in sorted_cells(run):
-        w.writerow({k: ("" if v is None else v) for k, v in cell_row(c).items()})
+        w.writerow({k: ("" if v is None else v) for k, v in cell_row(c, run.resources(c.setup)).items()})
     for m in missing_cells(run):
         w.writerow(
             {

@@ -104,6 +104,7 @@ def render_report(run: Run, *, csv_text: str | None = None) -> str:
             why="interrupted" if run.interrupted else "did not finish",
             missing=len(page.missing),
             version_note=text.version_label(run.schema_version, max((len(c.repeats) for c in run.cells), default=0)),
+            deployment=" ".join(text.deployment_lines(run)),
             sections=rendered,
         )
     )

@@ -21,7 +21,7 @@ from asyncbench.analysis.selection import axis_cells
 from asyncbench.analysis.verdict import OUTCOME_COSTS, OUTCOME_PAYS_OFF
 from asyncbench.model import flags
 from asyncbench.model.flags import InVerdicts
-from asyncbench.model.results import Cell, Run
+from asyncbench.model.results import NOT_MEASURED, Cell, Run
 from asyncbench.render import charts_cells, charts_verdict, text
 from asyncbench.render.format import MISSING, fmt, fmt_level, fmt_ms, fmt_pct, fmt_precision, fmt_ratio, fmt_rps
 from asyncbench.render.html import TableCell, table_html
@@ -144,9 +144,12 @@ def heatmap(page: Page) -> Context:
 
 
 def cost(page: Page) -> Context:
+    unmeasured = sorted({c.setup for c in page.run.cells if page.run.resources(c.setup) == NOT_MEASURED})
     return {
         "cpu": Markup(charts_cells.cpu_cost_chart(page.run) or ""),
         "rss": Markup(charts_cells.rss_chart(page.run) or ""),
+        # existing deployments without a resource agent: absent from the figures, not zero
+        "not_measured": ", ".join(unmeasured),
     }
 
 

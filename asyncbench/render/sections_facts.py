@@ -17,14 +17,16 @@ from typing import TYPE_CHECKING, Any
 from markupsafe import Markup
 
 from asyncbench.model import flags
+from asyncbench.model.endpoints import Catalog
 from asyncbench.model.flags import POLICY, InGate, InVerdicts
 from asyncbench.model.machine import flat
-from asyncbench.model.results import Cell, Run
+from asyncbench.model.results import NOT_MEASURED, Cell, Run
 from asyncbench.model.summary import params_label
 from asyncbench.render.cells import sorted_cells
 from asyncbench.render.csv import CSV_NAME, cell_row
 from asyncbench.render.format import MISSING, fmt, fmt_level, fmt_pct, fmt_s
 from asyncbench.render.html import TableCell, render, table_html
+from asyncbench.render.text import deployment_lines
 
 if TYPE_CHECKING:
     from asyncbench.render.report import Page
@@ -186,6 +188,23 @@ def _groups(run: Run) -> str:
     return f"{len(run.groups)} groups, {_range(blocks)} blocks each; stopped on: {stops}"
 
 
+def _endpoints(run: Run) -> Markup | str:
+    """The scenario's own endpoints ([endpoints.<name>]): what each variant requests and expects."""
+    catalog = Catalog.from_resolved(run.scenario_resolved)
+    if not catalog.endpoints:
+        return ""
+    rows: list[list[TableCell]] = []
+    for e in catalog.endpoints.values():
+        sent = ", ".join(f"{k}: {v}" for k, v in e.headers.items())
+        body = f"{len(e.body.encode()):,} bytes" if e.body else "none"
+        for v in e.variants:
+            twins = "byte-identical" if e.identical_bodies else "status only"
+            rows.append([e.name, v.name, v.kind, e.method, v.path, str(e.status), twins, body, sent or MISSING])
+    return table_html(
+        ["endpoint", "variant", "kind", "method", "path", "status", "twins checked", "body", "headers"], rows
+    )
+
+
 def the_run(page: Page) -> Context:
     run = page.run
     sr = run.scenario_resolved or {}
@@ -209,6 +228,10 @@ def the_run(page: Page) -> Context:
         ("load-generator ceiling", ceiling),
         ("cells", f"{len(run.cells):,} measured, {len(page.missing):,} missing"),
     ]
+    # run --target: the servers were an existing deployment's, not started here
+    remote = bool(run.environment.targets)
+    if remote:
+        facts.insert(2, ("servers", " ".join(deployment_lines(run))))
     setups = table_html(
         [
             "setup",
@@ -222,6 +245,7 @@ def the_run(page: Page) -> Context:
             "CPU affinity",
             "command",
             "notes",
+            *(["server CPU and RSS"] if remote else []),
         ],
         [
             [
@@ -229,13 +253,14 @@ def the_run(page: Page) -> Context:
                 s.server,
                 s.interface,
                 s.worker_class,
-                (str(s.workers), s.workers),
-                (str(s.threads), s.threads),
+                (str(s.workers), s.workers) if not s.target else "unknown",
+                (str(s.threads), s.threads) if not s.target else "unknown",
                 s.event_loop,
-                "yes" if s.keepalive else "no (closes every connection)",
-                ",".join(map(str, s.cpu_affinity)) or "not pinned",
-                shlex.join(s.command),
+                ("yes" if s.keepalive else "no (closes every connection)") if not s.target else "unknown",
+                ",".join(map(str, s.cpu_affinity)) or ("not pinned" if not s.target else "not known"),
+                shlex.join(s.command) if not s.target else f"none: an existing deployment at {s.target}",
                 s.notes,
+                *([s.resources + (f" ({s.agent})" if s.agent else "")] if remote else []),
             ]
             for s in sorted(run.setups.values(), key=lambda s: s.name)
         ],
@@ -248,6 +273,7 @@ def the_run(page: Page) -> Context:
         "command": shlex.join(run.command) if run.command else MISSING,
         "notes": list(run.notes),
         "setups": setups,
+        "endpoints": _endpoints(run),
         "environment": [(k, _value(v)) for k, v in sorted(run.environment.as_dict().items())],
         "scenario": json.dumps(shown, indent=2, sort_keys=True, default=str),
     }
@@ -264,6 +290,12 @@ def numbers(page: Page) -> Context:
         ci = f"{fmt(r['rps_lo'])}–{fmt(r['rps_hi'])}" if r["rps_lo"] is not None else MISSING
         cpu_ci = f"{fmt(r['cpu_lo'])}–{fmt(r['cpu_hi'])}" if r["cpu_lo"] is not None else ""
         p99 = fmt(r["p99_ms"]) + (" (thin)" if r["p99_thin"] else "")
+        # an existing deployment without an agent: "not measured", never 0 or a blank
+        unmeasured = page.run.resources(c.setup) == NOT_MEASURED
+        cpu: TableCell = (
+            (NOT_MEASURED, None) if unmeasured else (fmt(r["cpu_s_per_1k_requests"]), r["cpu_s_per_1k_requests"])
+        )
+        rss: TableCell = (NOT_MEASURED, None) if unmeasured else (fmt(r["server_rss_peak_mb"]), r["server_rss_peak_mb"])
         rows.append(
             [
                 c.workload,
@@ -281,9 +313,9 @@ def numbers(page: Page) -> Context:
                 (p99, r["p99_ms"]),
                 (f"{r['latency_samples']:,}", r["latency_samples"]),
                 (fmt(r["failures"]) if r["failures"] else "0", r["failures"]),
-                (fmt(r["cpu_s_per_1k_requests"]), r["cpu_s_per_1k_requests"]),
-                (cpu_ci, r["cpu_lo"]),
-                (fmt(r["server_rss_peak_mb"]), r["server_rss_peak_mb"]),
+                cpu,
+                ("" if unmeasured else cpu_ci, None if unmeasured else r["cpu_lo"]),
+                rss,
                 badges(c),
             ]
         )

@@ -33,6 +33,10 @@ def _verdict_lines(run: Run, width: int) -> list[str]:
             f"INCOMPLETE RUN: {len(run.cells):,} cells finished, {len(missing_cells(run)):,} planned cells missing."
         )
         lines.append("")
+    for line in text.deployment_lines(run):
+        lines.extend(textwrap.wrap(line, width=width))
+    if run.environment.targets:
+        lines.append("")
     lines.append("Verdicts")
     vs = verdicts(run)
     for v in vs:

@@ -13,7 +13,7 @@ from asyncbench.analysis.comparison import INSUFFICIENT, LOSES, MIN_BLOCKS, NO_D
 from asyncbench.analysis.intervals import PILOT_BLOCKS
 from asyncbench.analysis.verdict import OUTCOME_COSTS, OUTCOME_PAYS_OFF, ContrastResult, ControlResult, Verdict
 from asyncbench.model import flags
-from asyncbench.model.results import Cell
+from asyncbench.model.results import NOT_MEASURED, Cell, Run
 from asyncbench.model.summary import THIN_P99_SAMPLES, users_label
 from asyncbench.render.format import fmt, fmt_level, fmt_pct, fmt_precision, fmt_ratio
 from bench_site.registry import WORKLOADS
@@ -363,3 +363,25 @@ def _control_note(r: ControlResult) -> str:
 def notes(v: Verdict) -> list[str]:
     """What the flags mean for the claim, where a variant changes the answer, what a control buys."""
     return _flag_notes(v) + [_contrast_note(r) for r in v.contrasts] + [_control_note(r) for r in v.controls]
+
+
+def deployment_lines(run: Run) -> list[str]:
+    """What a run against existing deployments (run --target) must say first:
+    where it measured, and that it did not start those servers; whose server
+    CPU and RSS were not measured (absent, never zero)."""
+    targets = run.environment.targets
+    if not targets:
+        return []
+    where = "; ".join(f"{name} at {url}" for name, url in sorted(targets.items()))
+    plural = "an existing deployment" if len(targets) == 1 else "existing deployments"
+    lines = [f"Measured against {plural}: {where} (not started by the runner)."]
+    unmeasured = sorted(s for s in targets if run.resources(s) == NOT_MEASURED)
+    if unmeasured:
+        lines.append(
+            f"Server CPU and RSS not measured for {', '.join(unmeasured)} (no resource agent): "
+            "CPU per request is absent, not zero."
+        )
+    agents = sorted(s for s in targets if run.resources(s) == "agent")
+    if agents:
+        lines.append(f"Server CPU and RSS of {', '.join(agents)} from the resource agent on the server host.")
+    return lines
