@@ -609,3 +609,23 @@ def test_paired_test_p_values_and_interval() -> None:
     # throughput: a higher head is better, so the same logs are an improvement
     p_worse_t, p_better_t, _ = decide.paired_test(logs, higher_is_better=True)
     assert p_worse_t == pytest.approx(p_better) and p_better_t == pytest.approx(p_worse)
+
+
+def test_cpu_metric_on_a_deployment_without_the_agent_is_named_as_such() -> None:
+    """Gating CPU per request on a --target run made without the agent: exit 2,
+    and the reason says the CPU was never measured (not "too few values")."""
+    import dataclasses
+
+    from asyncbench.model.results import NOT_MEASURED
+
+    gate = {"metrics": ["throughput", "cpu_per_request"]}
+    baseline = build_run(seed=1, gate_section=gate)
+    current = build_run(seed=2, gate_section=gate)
+    setup = sorted(current.setups)[0]
+    unmeasured = dataclasses.replace(current.setups[setup], resources=NOT_MEASURED)
+    current = dataclasses.replace(current, setups={**current.setups, setup: unmeasured})
+    result = compare(baseline, current)
+    assert result.exit_code == 2
+    assert any("server CPU was not measured" in r and setup in r for r in result.reasons), result.reasons
+    # throughput alone is still gateable on that run
+    assert compare(baseline, current, metrics=["throughput"]).exit_code == 0

@@ -33,12 +33,14 @@ from typing import Any
 from asyncbench.gate.compat import check_environment, check_scenario, injection_warnings
 from asyncbench.gate.config import (
     DEFAULT_BOOTSTRAP,
+    METRICS,
     NORMALIZE_NONE,
+    GateConfig,
     resolve_config,
 )
 from asyncbench.gate.decide import MODE_BASELINE, MODE_REVISIONS, GateResult, decide, evaluate
 from asyncbench.gate.normalize import series
-from asyncbench.model.results import Cell, Run
+from asyncbench.model.results import NOT_MEASURED, Cell, Run
 
 REVISION_BASE = "base"
 REVISION_HEAD = "head"
@@ -200,6 +202,7 @@ def compare(
     b_series, b_problems = series(b_cells, cfg)
     c_series, c_problems = series(c_cells, cfg)
     problems = sides.problems + [f"{b_name}: {p}" for p in b_problems] + [f"{c_name}: {p}" for p in c_problems]
+    problems += _unmeasured_cpu(cfg, [(b_name, baseline), (c_name, current or baseline)])
     comparisons, eval_problems, eval_warnings = evaluate(b_series, c_series, cfg, sides.names)
     problems = list(dict.fromkeys(problems + eval_problems))
     warnings = list(dict.fromkeys([*cfg.warnings, *sides.warnings, *eval_warnings]))
@@ -223,3 +226,22 @@ def compare(
         environment=sides.environment,
         elapsed_s=clock() - started,
     )
+
+
+def _unmeasured_cpu(cfg: GateConfig, runs: Sequence[tuple[str, Run]]) -> list[str]:
+    """A CPU metric gated on an existing deployment measured without the agent:
+    named as such, not left to read as "too few values"."""
+    cpu = [m for m in cfg.metrics if METRICS[m].needs_server_cpu]
+    if not cpu:
+        return []
+    out = []
+    for name, run in runs:
+        for setup in sorted(run.setups):
+            if run.resources(setup) == NOT_MEASURED:
+                out.append(
+                    f"{name}: {', '.join(cpu)} cannot be gated for setup {setup!r}: its server CPU was not measured "
+                    "(an existing deployment measured without the agent; run `python runner.py agent --pid PID` "
+                    f"on its host and pass --agent {setup}=http://HOST:PORT, "
+                    f"or leave {', '.join(cpu)} out of gate.metrics)"
+                )
+    return list(dict.fromkeys(out))

@@ -53,6 +53,8 @@ class Metric:
     unit: str
     higher_is_better: bool
     extract: Callable[[Repeat], float | None]
+    # read from the servers' CPU: absent for a deployment measured without the agent
+    needs_server_cpu: bool = False
 
 
 METRICS: dict[str, Metric] = {
@@ -65,7 +67,7 @@ METRICS: dict[str, Metric] = {
         Metric("p99", "p99 latency", "ms", False, lambda r: r.latency.p99_ms),
         # Less noisy than throughput for CPU regressions on a shared machine.
         # CPU seconds per 1,000 requests is milliseconds per request.
-        Metric("cpu_per_request", "server CPU per request", "ms", False, lambda r: r.cpu_s_per_1k_requests),
+        Metric("cpu_per_request", "server CPU per request", "ms", False, lambda r: r.cpu_s_per_1k_requests, True),
     )
 }
 
