@@ -245,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
         # loop, not as a KeyboardInterrupt through it)
         gevent.signal_handler(signal.SIGINT, lambda: left.append(worker.leave()))
         worker.runner.greenlet.join()
-        worker.runner.client.close(linger=0)  # nothing left to send: exit without waiting on ZeroMQ
+        worker.runner.client.close(linger=0)  # type: ignore[no-untyped-call]  # nothing left to send
         if left:
             print("interrupted: left the master", flush=True)
             return 0
@@ -253,7 +253,8 @@ def main(argv: list[str] | None = None) -> int:
         print("interrupted", flush=True)
         return 0
     except ConnectionError as exc:
-        print(f"error: could not join the master at {args.master}: {exc or 'no answer'}", file=sys.stderr)
+        why = str(exc) or "no answer for 5 minutes"
+        print(f"error: could not join the master at {args.master}: {why}", file=sys.stderr)
         return 1
     print("the master quit; worker done", flush=True)
     return 0

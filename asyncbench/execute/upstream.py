@@ -57,13 +57,23 @@ def measure_ceiling(
     rps = m.throughput_rps
     # The figure is locust's ceiling only if locust was the limit; if it
     # idled, the stub was, and flagging against it would be wrong.
-    valid = m.generator_cpu_percent >= 85.0 and not m.failures
+    # Several local load workers sharing fewer CPUs: the limit is those CPUs, all busy.
+    local = sum(1 for w in m.workers if w.get("local", True)) if m.workers else len(m.driver_cpu_percents)
+    shared = min(len(gen.cpus), local) if gen.cpus and local > 1 else 0
+    busy = m.generator_cpu_percent >= 85.0 or (shared > 0 and m.local_driver_cpu_percent >= 85.0 * shared)
+    valid = busy and not m.failures
+    who = (
+        f"locust reached only {m.generator_cpu_percent:.0f}% of a core"
+        if len(m.driver_cpu_percents) <= 1
+        else f"the {len(m.driver_cpu_percents)} load workers reached only {m.local_driver_cpu_percent:.0f}% of "
+        f"a core together here (the busiest {m.generator_cpu_percent:.0f}%)"
+    )
     return Ceiling(
         valid=valid,
         note=""
         if valid
         else (
-            f"locust reached only {m.generator_cpu_percent:.0f}% of a core in the ceiling measurement "
+            f"{who} in the ceiling measurement "
             f"({sum(m.failures.values())} failures): the stub, not locust, was the limit; cells are not "
             "flagged against this ceiling"
         ),
