@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,23 +13,12 @@ import pytest
 from asyncbench.analysis.verdict import verdicts
 from asyncbench.model.endpoints import Catalog
 from asyncbench.model.results import load_run
+from tests.cli import run_cli
 
 pytestmark = pytest.mark.servers
 ROOT = Path(__file__).resolve().parent.parent
 # the shortest run the validator allows: 3 blocks of short slices at one load level
 SHORT = ("--blocks", "3", "--users", "4", "--duration", "0.4", "--warmup", "0.1")
-
-
-def run_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "runner.py", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=timeout,
-        stdin=subprocess.DEVNULL,
-    )
 
 
 def _said(done: subprocess.CompletedProcess[str]) -> str:

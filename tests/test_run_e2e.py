@@ -1,5 +1,6 @@
 """The runner end to end, with real servers and real (short) locust runs."""
 
+import functools
 import json
 import os
 import signal
@@ -12,6 +13,7 @@ import pytest
 
 from asyncbench.execute.processes import check_port_free
 from asyncbench.model.results import load_run
+from tests import cli
 
 pytestmark = pytest.mark.servers
 ROOT = Path(__file__).resolve().parent.parent
@@ -38,16 +40,7 @@ def scenario_file(
     return p
 
 
-def run_cli(*args, timeout=240):
-    return subprocess.run(
-        [sys.executable, "runner.py", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=timeout,
-        stdin=subprocess.DEVNULL,
-    )
+run_cli = functools.partial(cli.run_cli, timeout=240)
 
 
 def test_run_writes_complete_versioned_results(tmp_path):

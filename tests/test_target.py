@@ -25,6 +25,7 @@ from conftest import Processes, python_env, read_line_matching, wait_for_health
 from asyncbench.analysis.verdict import verdicts
 from asyncbench.execute.processes import cpu_pinning_prefix, free_port
 from asyncbench.model.results import NOT_MEASURED, load_run
+from tests.cli import run_cli
 
 pytestmark = pytest.mark.servers
 ROOT = Path(__file__).resolve().parent.parent
@@ -94,18 +95,6 @@ def start_agent(processes: Processes, pid: int) -> str:
 def usage(agent: str) -> dict[str, Any]:
     with urllib.request.urlopen(f"{agent}/usage", timeout=5) as resp:
         return dict(json.load(resp))
-
-
-def run_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "runner.py", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=timeout,
-        stdin=subprocess.DEVNULL,
-    )
 
 
 def test_a_target_is_measured_and_its_cpu_is_not_measured(tmp_path: Path, deployment: Deployment) -> None:
