@@ -7,6 +7,11 @@ import os
 
 from django.core.asgi import get_asgi_application
 
+from bench_site import telemetry
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bench_site.settings")
 
-application = get_asgi_application()
+# Counters for the runner when BENCH_TELEMETRY_DIR is set (bench_site.telemetry);
+# without it the application is Django's own, unwrapped.
+telemetry.install()
+application = telemetry.wrap_asgi(get_asgi_application())

@@ -10,6 +10,11 @@ import os
 
 from django.core.wsgi import get_wsgi_application
 
+from bench_site import telemetry
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bench_site.settings")
 
-application = get_wsgi_application()
+# Counters for the runner when BENCH_TELEMETRY_DIR is set (bench_site.telemetry);
+# without it the application is Django's own, unwrapped.
+telemetry.install()
+application = telemetry.wrap_wsgi(get_wsgi_application())

@@ -1,0 +1,209 @@
+"""Per-process counters inside the servers, read by the runner after a slice.
+
+Off unless BENCH_TELEMETRY_DIR names a directory. Then every server process
+that bumps a counter maps a small file of its own, ``<dir>/<pid>.counters``
+(64 unsigned 64-bit slots, native byte order), and increments slots in place:
+a memory write under a lock, no system call, no I/O on the request path. The
+runner (``read_counters``) sums every process's file; the difference between
+two reads is what happened in between. Files of processes that exited stay, so
+the sums never go backwards when a server restarts a worker.
+
+The slots are named in ``COUNTERS`` (append only: a slot's index is its
+meaning in files already written). What bumps each one:
+
+- ``requests``: HTTP requests that reached Django (the entry points' wrapper);
+- ``sync_to_async`` / ``async_to_sync``: asgiref adapter calls (thread hops),
+  counted by patching the two classes' ``__call__`` at process start;
+- ``db_connects``: Django's ``connection_created`` signal (a real open on
+  SQLite and MariaDB; a pool checkout on PostgreSQL with psycopg's pool);
+- the rest are reserved for the server-side telemetry of "where the time goes".
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+import struct
+import threading
+from pathlib import Path
+
+COUNTERS: tuple[str, ...] = (
+    "requests",
+    "sync_to_async",
+    "async_to_sync",
+    "db_connects",
+    "thread_wait_ns",
+    "loop_lag_samples",
+    "loop_lag_ns",
+    "loop_lag_max_ns",
+    "gc_collections",
+    "gc_pause_ns",
+)
+SLOTS = 64
+_INDEX = {name: i for i, name in enumerate(COUNTERS)}
+_SUFFIX = ".counters"
+assert len(COUNTERS) <= SLOTS
+
+ENV = "BENCH_TELEMETRY_DIR"
+
+
+class _Counters:
+    """This process's slots (created on first use, again after a fork)."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.pid = -1
+        self.lock = threading.Lock()
+        self.view: memoryview | None = None
+
+    def _open(self) -> memoryview:
+        pid = os.getpid()
+        if self.view is None or self.pid != pid:
+            # after a fork (gunicorn's workers are forked from the arbiter), the
+            # child must not write into its parent's file
+            self.lock = threading.Lock()
+            path = self.directory / f"{pid}{_SUFFIX}"
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                os.ftruncate(fd, SLOTS * 8)
+                mapped = mmap.mmap(fd, SLOTS * 8)
+            finally:
+                os.close(fd)
+            self.view = memoryview(mapped).cast("Q")
+            self.pid = pid
+        return self.view
+
+    def add(self, name: str, amount: int = 1) -> None:
+        view = self._open()
+        i = _INDEX[name]
+        with self.lock:
+            view[i] += amount
+
+    def maximum(self, name: str, value: int) -> None:
+        view = self._open()
+        i = _INDEX[name]
+        with self.lock:
+            if value > view[i]:
+                view[i] = value
+
+
+_counters: _Counters | None = None
+
+
+def enabled() -> bool:
+    return _counters is not None
+
+
+def add(name: str, amount: int = 1) -> None:
+    """Add to a counter of this process (a no-op when telemetry is off)."""
+    if _counters is not None:
+        _counters.add(name, amount)
+
+
+def maximum(name: str, value: int) -> None:
+    if _counters is not None:
+        _counters.maximum(name, value)
+
+
+def _count_hops() -> None:
+    from asgiref import sync
+
+    s2a_call = sync.SyncToAsync.__call__
+    a2s_call = sync.AsyncToSync.__call__
+    if getattr(s2a_call, "_bench_counted", False):
+        return
+
+    async def counted_s2a(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        add("sync_to_async")
+        return await s2a_call(self, *args, **kwargs)
+
+    def counted_a2s(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        add("async_to_sync")
+        return a2s_call(self, *args, **kwargs)
+
+    counted_s2a._bench_counted = True  # type: ignore[attr-defined]
+    sync.SyncToAsync.__call__ = counted_s2a  # type: ignore[method-assign]
+    sync.AsyncToSync.__call__ = counted_a2s  # type: ignore[method-assign]
+
+
+def _count_connections() -> None:
+    from django.db.backends.signals import connection_created
+
+    def on_connect(sender: object, **kwargs: object) -> None:
+        add("db_connects")
+
+    connection_created.connect(on_connect, weak=False, dispatch_uid="bench_telemetry_db_connects")
+
+
+def install() -> bool:
+    """Turn the counters on in this process when BENCH_TELEMETRY_DIR is set.
+
+    Called by the entry points (wsgi.py, asgi.py) before Django loads. Returns
+    whether telemetry is on.
+    """
+    global _counters
+    raw = os.environ.get(ENV, "")
+    if not raw:
+        return False
+    if _counters is None:
+        directory = Path(raw)
+        directory.mkdir(parents=True, exist_ok=True)
+        _counters = _Counters(directory)
+        _count_hops()
+        _count_connections()
+    return True
+
+
+def wrap_wsgi(app):  # type: ignore[no-untyped-def]
+    """Count requests around a WSGI application (only when telemetry is on)."""
+    if not enabled():
+        return app
+
+    def counted(environ, start_response):  # type: ignore[no-untyped-def]
+        add("requests")
+        return app(environ, start_response)
+
+    return counted
+
+
+def wrap_asgi(app):  # type: ignore[no-untyped-def]
+    """Count HTTP requests around an ASGI application (only when telemetry is on)."""
+    if not enabled():
+        return app
+
+    async def counted(scope, receive, send):  # type: ignore[no-untyped-def]
+        if scope["type"] == "http":
+            add("requests")
+        return await app(scope, receive, send)
+
+    return counted
+
+
+# --- the runner's side ------------------------------------------------------------
+
+
+def read_counters(directory: Path) -> dict[str, int]:
+    """The sum of every process's counters under `directory` (zeros when none)."""
+    totals = dict.fromkeys(COUNTERS, 0)
+    maxima = {"loop_lag_max_ns"}
+    if not directory.is_dir():
+        return totals
+    for path in directory.glob(f"*{_SUFFIX}"):
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            continue
+        if len(data) < SLOTS * 8:
+            continue
+        values = struct.unpack(f"={SLOTS}Q", data[: SLOTS * 8])
+        for name, i in _INDEX.items():
+            if name in maxima:
+                totals[name] = max(totals[name], values[i])
+            else:
+                totals[name] += values[i]
+    return totals
+
+
+def difference(after: dict[str, int], before: dict[str, int]) -> dict[str, int]:
+    """What happened between two reads (maxima are not differences: kept as read)."""
+    return {name: (after[name] if name == "loop_lag_max_ns" else after[name] - before.get(name, 0)) for name in after}
