@@ -16,15 +16,29 @@ meaning in files already written). What bumps each one:
   counted by patching the two classes' ``__call__`` at process start;
 - ``db_connects``: Django's ``connection_created`` signal (a real open on
   SQLite and MariaDB; a pool checkout on PostgreSQL with psycopg's pool);
-- the rest are reserved for the server-side telemetry of "where the time goes".
+- ``thread_wait_ns``: summed time from a ``sync_to_async`` call to its
+  function starting in a thread (the wait for a free or the dedicated thread);
+- ``loop_lag_*``: event-loop lag in ASGI processes, sampled every
+  ``LOOP_LAG_INTERVAL_S`` by a task that sleeps and measures its overshoot
+  (samples, summed lag, the largest since the runner last reset it, and how
+  many samples were later than 1, 10 and 100 ms);
+- ``gc_collections`` / ``gc_pause_ns``: the cyclic garbage collector's runs and
+  the time they stopped the process (``gc.callbacks``).
+
+What it costs is measured, not assumed: the same arm with and without
+BENCH_TELEMETRY_DIR (README, "Telemetry").
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
+import gc
 import mmap
 import os
 import struct
 import threading
+import time
 from pathlib import Path
 
 COUNTERS: tuple[str, ...] = (
@@ -38,6 +52,9 @@ COUNTERS: tuple[str, ...] = (
     "loop_lag_max_ns",
     "gc_collections",
     "gc_pause_ns",
+    "loop_lag_over_1ms",
+    "loop_lag_over_10ms",
+    "loop_lag_over_100ms",
 )
 SLOTS = 64
 _INDEX = {name: i for i, name in enumerate(COUNTERS)}
@@ -45,6 +62,8 @@ _SUFFIX = ".counters"
 assert len(COUNTERS) <= SLOTS
 
 ENV = "BENCH_TELEMETRY_DIR"
+LOOP_LAG_INTERVAL_S = 0.02
+_MAXIMA = frozenset({"loop_lag_max_ns"})
 
 
 class _Counters:
@@ -83,26 +102,31 @@ class _Counters:
         view = self._open()
         i = _INDEX[name]
         with self.lock:
-            if value > view[i]:
-                view[i] = value
+            view[i] = max(view[i], value)
 
 
-_counters: _Counters | None = None
+class _State:
+    counters: _Counters | None = None
+
+
+_state = _State()
 
 
 def enabled() -> bool:
-    return _counters is not None
+    return _state.counters is not None
 
 
 def add(name: str, amount: int = 1) -> None:
     """Add to a counter of this process (a no-op when telemetry is off)."""
-    if _counters is not None:
-        _counters.add(name, amount)
+    counters = _state.counters
+    if counters is not None:
+        counters.add(name, amount)
 
 
 def maximum(name: str, value: int) -> None:
-    if _counters is not None:
-        _counters.maximum(name, value)
+    counters = _state.counters
+    if counters is not None:
+        counters.maximum(name, value)
 
 
 def _count_hops() -> None:
@@ -110,12 +134,25 @@ def _count_hops() -> None:
 
     s2a_call = sync.SyncToAsync.__call__
     a2s_call = sync.AsyncToSync.__call__
+    restore_context = sync._restore_context
     if getattr(s2a_call, "_bench_counted", False):
         return
 
     async def counted_s2a(self, *args, **kwargs):  # type: ignore[no-untyped-def]
         add("sync_to_async")
+        # read back in the thread, inside the context asgiref copies from here
+        _S2A_CALLED_AT.set(time.perf_counter_ns())
         return await s2a_call(self, *args, **kwargs)
+
+    def timed_restore(context):  # type: ignore[no-untyped-def]
+        # asgiref calls this first thing in the worker thread (inside the
+        # copied context, so the call time set above is visible), and again on
+        # the loop after the call, where the value is already cleared.
+        restore_context(context)
+        called_at = _S2A_CALLED_AT.get()
+        if called_at:
+            _S2A_CALLED_AT.set(0)
+            add("thread_wait_ns", time.perf_counter_ns() - called_at)
 
     def counted_a2s(self, *args, **kwargs):  # type: ignore[no-untyped-def]
         add("async_to_sync")
@@ -124,6 +161,51 @@ def _count_hops() -> None:
     counted_s2a._bench_counted = True  # type: ignore[attr-defined]
     sync.SyncToAsync.__call__ = counted_s2a  # type: ignore[method-assign]
     sync.AsyncToSync.__call__ = counted_a2s  # type: ignore[method-assign]
+    sync._restore_context = timed_restore
+
+
+_S2A_CALLED_AT: contextvars.ContextVar[int] = contextvars.ContextVar("bench_s2a_called_at", default=0)
+_gc_started_at = [0]  # a collection holds the GIL from start to stop: one slot is enough
+
+
+def _on_gc(phase: str, info: dict[str, int]) -> None:
+    if phase == "start":
+        _gc_started_at[0] = time.perf_counter_ns()
+    elif _gc_started_at[0]:
+        add("gc_collections")
+        add("gc_pause_ns", time.perf_counter_ns() - _gc_started_at[0])
+        _gc_started_at[0] = 0
+
+
+async def _sample_loop_lag() -> None:
+    """Sleep LOOP_LAG_INTERVAL_S, again and again, and count how late each wake-up was."""
+    loop = asyncio.get_running_loop()
+    while True:
+        asked = loop.time()
+        await asyncio.sleep(LOOP_LAG_INTERVAL_S)
+        lag_ns = max(0, int((loop.time() - asked - LOOP_LAG_INTERVAL_S) * 1e9))
+        add("loop_lag_samples")
+        add("loop_lag_ns", lag_ns)
+        maximum("loop_lag_max_ns", lag_ns)
+        if lag_ns > 1_000_000:
+            add("loop_lag_over_1ms")
+            if lag_ns > 10_000_000:
+                add("loop_lag_over_10ms")
+                if lag_ns > 100_000_000:
+                    add("loop_lag_over_100ms")
+
+
+_sampled_loops: set[int] = set()
+_sampler_tasks: set[asyncio.Task[None]] = set()
+
+
+def _ensure_lag_sampler() -> None:
+    loop = asyncio.get_running_loop()
+    if id(loop) in _sampled_loops:
+        return
+    _sampled_loops.add(id(loop))
+    task = loop.create_task(_sample_loop_lag())
+    _sampler_tasks.add(task)  # a strong reference: the loop keeps only weak ones
 
 
 def _count_connections() -> None:
@@ -141,16 +223,16 @@ def install() -> bool:
     Called by the entry points (wsgi.py, asgi.py) before Django loads. Returns
     whether telemetry is on.
     """
-    global _counters
     raw = os.environ.get(ENV, "")
     if not raw:
         return False
-    if _counters is None:
+    if _state.counters is None:
         directory = Path(raw)
         directory.mkdir(parents=True, exist_ok=True)
-        _counters = _Counters(directory)
+        _state.counters = _Counters(directory)
         _count_hops()
         _count_connections()
+        gc.callbacks.append(_on_gc)
     return True
 
 
@@ -173,6 +255,7 @@ def wrap_asgi(app):  # type: ignore[no-untyped-def]
 
     async def counted(scope, receive, send):  # type: ignore[no-untyped-def]
         if scope["type"] == "http":
+            _ensure_lag_sampler()
             add("requests")
         return await app(scope, receive, send)
 
@@ -185,7 +268,7 @@ def wrap_asgi(app):  # type: ignore[no-untyped-def]
 def read_counters(directory: Path) -> dict[str, int]:
     """The sum of every process's counters under `directory` (zeros when none)."""
     totals = dict.fromkeys(COUNTERS, 0)
-    maxima = {"loop_lag_max_ns"}
+    maxima = _MAXIMA
     if not directory.is_dir():
         return totals
     for path in directory.glob(f"*{_SUFFIX}"):
@@ -206,4 +289,22 @@ def read_counters(directory: Path) -> dict[str, int]:
 
 def difference(after: dict[str, int], before: dict[str, int]) -> dict[str, int]:
     """What happened between two reads (maxima are not differences: kept as read)."""
-    return {name: (after[name] if name == "loop_lag_max_ns" else after[name] - before.get(name, 0)) for name in after}
+    return {name: (after[name] if name in _MAXIMA else after[name] - before.get(name, 0)) for name in after}
+
+
+def reset_maxima(directory: Path) -> None:
+    """Zero every process's maxima, so the next read's maxima are the window's.
+
+    The runner calls this at a window's start; a process writing a new maximum
+    at the same instant may have it lost, which only ever lowers a maximum.
+    """
+    if not directory.is_dir():
+        return
+    for path in directory.glob(f"*{_SUFFIX}"):
+        try:
+            with open(path, "r+b") as f:
+                for name in _MAXIMA:
+                    f.seek(_INDEX[name] * 8)
+                    f.write(b"\0" * 8)
+        except FileNotFoundError:
+            continue
