@@ -119,8 +119,11 @@ def scenario_options(args: argparse.Namespace) -> ScenarioOptions:
             workers=_workers(args),
             setups=_tuple(args.setups),
             workloads=_tuple(args.workloads),
+            variants=_tuple(getattr(args, "variants", None)),
             db=args.db,
             rows=args.rows,
+            # only `run` has --profile
+            profile=getattr(args, "profile", False),
         ),
         server_env=_env_pairs(args.server_env),
         reports_dir=Path(args.reports_dir),
@@ -129,6 +132,7 @@ def scenario_options(args: argparse.Namespace) -> ScenarioOptions:
         command=("python", "runner.py", *sys.argv[1:]),
         targets=_targets(args),
         pool=_pool(args),
+        telemetry=not getattr(args, "no_telemetry", False),
     )
 
 
@@ -177,7 +181,12 @@ def cmd_cross_check(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from asyncbench.commands import report
 
-    return report.report(run_dir=Path(args.run_dir), out=_path(args.out), terminal=args.terminal)
+    return report.report(
+        run_dir=Path(args.run_dir),
+        out=_path(args.out),
+        terminal=args.terminal,
+        evidence=[Path(e) for e in args.evidence],
+    )
 
 
 def cmd_summary(args: argparse.Namespace) -> int:
@@ -298,6 +307,12 @@ def _add_scenario_options(p: argparse.ArgumentParser, default: str) -> None:
     )
     p.add_argument("--setups", type=_csv, help="comma-separated setups to run instead of the scenario's")
     p.add_argument("--workloads", type=_csv, help="comma-separated workloads to run instead of the scenario's")
+    p.add_argument(
+        "--variants",
+        type=_csv,
+        help="comma-separated variants instead of the scenario's; each workload runs those it has "
+        "(async-native, PostgreSQL and ASGI setups only, runs only when named here or in the scenario)",
+    )
     p.add_argument("--users", type=_ints, help="comma-separated user levels, e.g. 1,8,32")
     p.add_argument(
         "--blocks", "--repeats", type=int, help="a fixed number of blocks per group (instead of stopping on precision)"
@@ -328,7 +343,11 @@ def _add_scenario_options(p: argparse.ArgumentParser, default: str) -> None:
         help="where the locust master listens for workers (default 127.0.0.1 and a free port; 0.0.0.0 or an "
         "address the load machines reach, for --expect-workers)",
     )
-    p.add_argument("--db", help="sqlite (default), postgres (127.0.0.1:5432), or a postgresql:// URL")
+    p.add_argument(
+        "--db",
+        help="sqlite (default), postgres (127.0.0.1:5432), mariadb (mysql://root@127.0.0.1:3306/bench, "
+        "created if missing; needs mysqlclient: make install-mariadb), or a postgresql:// or mysql:// URL",
+    )
     p.add_argument("--rows", type=int, help="rows to seed")
     p.add_argument(
         "--server-env",
@@ -356,6 +375,19 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="run a scenario and write reports/<run>/results.json and index.html")
     _add_scenario_options(p, "quick")
     p.add_argument("--no-report", action="store_true", help="do not write the HTML report")
+    p.add_argument(
+        "--profile",
+        action="store_true",
+        help="after each group's measured blocks, one profiling slice per arm with py-spy attached to the "
+        "server (never in a statistic): <run>/profiles/<arm>.txt and .svg, and the report's 'Where the time "
+        "goes'; the scenario's [profile] table sets seconds, rate and users",
+    )
+    p.add_argument(
+        "--no-telemetry",
+        action="store_true",
+        help="do not count requests, thread hops and database connections inside the servers "
+        "(bench_site.telemetry) nor read the database's connection count; the slices record them as not measured",
+    )
     p.add_argument(
         "--target",
         action="append",
@@ -424,6 +456,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_dir", help="a run folder (or its results.json), e.g. reports/latest")
     p.add_argument("--out", help="folder for index.html and cells.csv (default: the run folder)")
     p.add_argument("--terminal", action="store_true", help="also print the verdicts and table")
+    p.add_argument(
+        "--evidence",
+        action="append",
+        default=[],
+        metavar="OTHER_RUN",
+        help="another run (folder or results.json, e.g. the same scenario on PostgreSQL or MariaDB) whose numbers "
+        "join the article's-claims section, each row naming its run and database; repeatable. The rest of the "
+        "report describes RUN alone",
+    )
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("summary", help="print a run's verdicts and table")

@@ -14,6 +14,8 @@ from urllib.parse import unquote, urlsplit
 
 from django.core.exceptions import ImproperlyConfigured
 
+from bench_site.stacks import DEFAULT_STACK, MIDDLEWARE_STACKS
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
@@ -64,10 +66,38 @@ def _env_float(name: str, default: float, *, minimum: float, maximum: float) -> 
 # tracebacks, which changes both timing and memory.
 DEBUG = _env_bool("BENCH_DEBUG")
 
-# The site signs nothing (no sessions, no CSRF, no auth), so a key generated per
-# process is safe: nothing signed by one worker has to be read by another. A
-# fixed key can still be given for setups that want one.
-SECRET_KEY = os.environ.get("BENCH_SECRET_KEY") or secrets.token_urlsafe(50)
+
+def _shared_secret_key(path: Path) -> str:
+    """The key kept in `path`, generated on first use.
+
+    The session stacks sign: `seed` encodes the logged-in session and its
+    auth hash with this key, and every worker of every server must decode
+    them, so one key per checkout (var/ is not committed) rather than one per
+    process. Created under a temporary name and linked into place, so
+    processes starting at once all read the one that won.
+    """
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.write(fd, secrets.token_urlsafe(50).encode())
+    finally:
+        os.close(fd)
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        pass  # another process was first: its key is the key
+    finally:
+        tmp.unlink()
+    return path.read_text().strip()
+
+
+# BENCH_SECRET_KEY, else the checkout's var/secret-key (see _shared_secret_key).
+SECRET_KEY = os.environ.get("BENCH_SECRET_KEY") or _shared_secret_key(BASE_DIR / "var" / "secret-key")
 
 # Loopback only: the load generator and the servers run on this machine
 # (`testserver` is the Django test client's host).
@@ -76,19 +106,42 @@ ALLOWED_HOSTS = ["127.0.0.1", "localhost", "[::1]", "testserver"]
 INSTALLED_APPS = [
     # Needed for GinIndex's system check; on SQLite it only registers lookups.
     "django.contrib.postgres",
+    # Django Channels: the WebSocket consumers (bench_site/workloads/ws.py).
+    "channels",
+    # The apps the startproject and async-native stacks need (sessions in the
+    # database, users, messages). Installed in every stack, so `migrate` makes
+    # one schema whichever stacks a scenario's setups use; the minimal stack
+    # never touches them and pays nothing per request for them.
+    "django.contrib.contenttypes",
+    "django.contrib.auth",
+    "django.contrib.sessions",
+    "django.contrib.messages",
     "bench_site",
 ]
 
-# Lean and realistic: the security headers and common handling that a deployed
-# project keeps, nothing that needs a database or a cookie (no sessions, auth,
-# messages, CSRF: the views are read-only GETs). Every entry is async-capable,
-# so under ASGI no request pays a thread hop before reaching an async view;
-# tests assert that. Each middleware is per-request cost in every variant alike.
-MIDDLEWARE = [
-    "django.middleware.security.SecurityMiddleware",
-    "django.middleware.common.CommonMiddleware",
-    "django.middleware.clickjacking.XFrameOptionsMiddleware",
-]
+# The broadcast WebSocket workload's channel layer: in memory, so one server
+# process is one room (no Redis to start; a multi-process server would split
+# its clients into one room per process). Under its own alias so the echo
+# consumers, which use the default alias, get no layer and pay for none.
+CHANNEL_LAYERS = {"broadcast": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
+# The middleware stack (bench_site.stacks): "minimal" by default, lean and
+# realistic for an API: the security headers and common handling that a
+# deployed project keeps, nothing that needs a database or a cookie. Every
+# entry is async-capable, so Django puts no adapter around the chain; but each
+# is a MiddlewareMixin whose sync hooks run through sync_to_async under ASGI,
+# 5 thread hops per request (tests/test_middleware_hops.py counts them).
+# "startproject" is Django's template's seven (13 hops), "async-native" the
+# same behaviour with its hooks on the event loop (none). Each middleware is
+# per-request cost in every variant alike.
+BENCH_MIDDLEWARE = _env_str("BENCH_MIDDLEWARE", DEFAULT_STACK) or DEFAULT_STACK
+if BENCH_MIDDLEWARE not in MIDDLEWARE_STACKS:
+    raise ImproperlyConfigured(f"BENCH_MIDDLEWARE={BENCH_MIDDLEWARE!r}: expected one of {', '.join(MIDDLEWARE_STACKS)}")
+MIDDLEWARE = list(MIDDLEWARE_STACKS[BENCH_MIDDLEWARE])
+# Sessions live in the database (Django's default engine, stated because the
+# stacks' cost depends on it): a logged-in request reads its session row and
+# its user row.
+SESSION_ENGINE = "django.contrib.sessions.backends.db"
 
 # The switch that shows what one sync-only middleware costs an async stack:
 # Django then adapts the chain with sync_to_async/async_to_sync around it.
@@ -108,6 +161,12 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- database -----------------------------------------------------------------
 
+# django-async-backend warns whenever the sync pool is configured, because its
+# async pool cannot work under WSGI (a new event loop per request). Here the
+# sync pool is Django's own and the async one serves only async-native, which
+# answers 501 under WSGI and which the scenario validator refuses there.
+ASYNC_BACKEND_DISABLE_POOL_WARNING = True
+
 
 def _postgres_from_url(url: str) -> dict[str, object]:
     """postgresql://user[:password]@host[:port]/dbname -> a DATABASES entry.
@@ -126,7 +185,12 @@ def _postgres_from_url(url: str) -> dict[str, object]:
     if pool_min > pool_max:
         raise ImproperlyConfigured(f"BENCH_DB_POOL_MIN={pool_min} is larger than BENCH_DB_POOL_MAX={pool_max}")
     return {
-        "ENGINE": "django.db.backends.postgresql",
+        # django-async-backend's engine: its sync DatabaseWrapper is Django's
+        # PostgreSQL wrapper (a subclass adding only a warning, silenced below),
+        # so the sync ORM is unchanged; its AsyncDatabaseWrapper serves the
+        # async-native variant from this same entry, with an AsyncConnectionPool
+        # of the same OPTIONS["pool"] sizes (bench_site/native.py).
+        "ENGINE": "django_async_backend.db.backends.postgresql",
         "NAME": name,
         "USER": unquote(parts.username or ""),
         "PASSWORD": unquote(parts.password or ""),
@@ -172,9 +236,64 @@ def _sqlite(path: Path) -> dict[str, object]:
     }
 
 
+MYSQL_SCHEMES = frozenset({"mysql", "mariadb"})
+
+
+def _mysql_from_url(url: str) -> dict[str, object]:
+    """mysql://user[:password]@host[:port]/dbname (or mariadb://) -> a DATABASES entry.
+
+    Django's mysql backend with mysqlclient (the driver Django recommends),
+    for MariaDB and MySQL alike; mysqlclient is an optional install
+    (requirements-mariadb.lock), so SQLite-only checkouts never build it.
+    """
+    parts = urlsplit(url)
+    name = unquote(parts.path.lstrip("/"))
+    if not name:
+        raise ImproperlyConfigured("BENCH_DATABASE_URL: no database name in the path")
+    return {
+        "ENGINE": "django.db.backends.mysql",
+        "NAME": name,
+        "USER": unquote(parts.username or ""),
+        "PASSWORD": unquote(parts.password or ""),
+        "HOST": parts.hostname or "",
+        "PORT": str(parts.port or ""),
+        # Django's mysql backend has no pool, and persistent connections
+        # (CONN_MAX_AGE > 0) are per thread: WSGI threads would reuse theirs,
+        # but under ASGI every request's sync work (sync_to_async and the async
+        # ORM API alike) runs in a thread asgiref creates for that request, so
+        # an async arm would never reuse one and would leave a connection per
+        # request to die with its thread. Measured here, a MariaDB connect costs
+        # ~0.26 ms of CPU (0.14 client + 0.12 server) against ~0.02 ms for a
+        # trivial query on an open connection: small next to a request, so
+        # every variant pays it alike, as on SQLite. BENCH_DB_CONN_MAX_AGE
+        # measures the persistent choice (--server-env) where it is wanted.
+        "CONN_MAX_AGE": _env_int("BENCH_DB_CONN_MAX_AGE", 0, minimum=0, maximum=86_400),
+        "CONN_HEALTH_CHECKS": True,
+        "OPTIONS": {
+            # utf8mb4: MySQL's "utf8" is 3-byte utf8mb3 and cannot hold every
+            # character a JSON value may carry.
+            "charset": "utf8mb4",
+            "connect_timeout": 5,
+        },
+        "TEST": {"CHARSET": "utf8mb4", "COLLATION": "utf8mb4_unicode_ci"},
+    }
+
+
+def database_from_url(url: str) -> dict[str, object]:
+    """The DATABASES entry for BENCH_DATABASE_URL, by its scheme."""
+    scheme = urlsplit(url).scheme
+    if scheme in {"postgresql", "postgres"}:
+        return _postgres_from_url(url)
+    if scheme in MYSQL_SCHEMES:
+        return _mysql_from_url(url)
+    raise ImproperlyConfigured(
+        f"BENCH_DATABASE_URL: scheme {scheme!r} not supported; allowed: postgresql://, mysql://, mariadb://"
+    )
+
+
 _DATABASE_URL = os.environ.get("BENCH_DATABASE_URL", "")
 if _DATABASE_URL:
-    DATABASES = {"default": _postgres_from_url(_DATABASE_URL)}
+    DATABASES = {"default": database_from_url(_DATABASE_URL)}
 else:
     _sqlite_path = Path(os.environ.get("BENCH_SQLITE_PATH") or BASE_DIR / "var" / "bench.sqlite3").resolve()
     DATABASES = {"default": _sqlite(_sqlite_path)}

@@ -24,6 +24,8 @@ meaning in files already written). What bumps each one:
   many samples were later than 1, 10 and 100 ms);
 - ``gc_collections`` / ``gc_pause_ns``: the cyclic garbage collector's runs and
   the time they stopped the process (``gc.callbacks``).
+- ``ws_messages``: WebSocket messages the consumers answered
+  (bench_site.workloads.ws.reply_for, the same call in both twins).
 
 What it costs is measured, not assumed: the same arm with and without
 BENCH_TELEMETRY_DIR (README, "Telemetry").
@@ -39,7 +41,9 @@ import os
 import struct
 import threading
 import time
+from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
+from typing import Any
 
 COUNTERS: tuple[str, ...] = (
     "requests",
@@ -55,6 +59,7 @@ COUNTERS: tuple[str, ...] = (
     "loop_lag_over_1ms",
     "loop_lag_over_10ms",
     "loop_lag_over_100ms",
+    "ws_messages",
 )
 SLOTS = 64
 _INDEX = {name: i for i, name in enumerate(COUNTERS)}
@@ -75,12 +80,15 @@ class _Counters:
         self.lock = threading.Lock()
         self.view: memoryview | None = None
 
+    def forked(self) -> None:
+        # after a fork (gunicorn's workers are forked from the arbiter), the
+        # child must not write into its parent's file: it maps its own on first use
+        self.view = None
+        self.lock = threading.Lock()
+
     def _open(self) -> memoryview:
-        pid = os.getpid()
-        if self.view is None or self.pid != pid:
-            # after a fork (gunicorn's workers are forked from the arbiter), the
-            # child must not write into its parent's file
-            self.lock = threading.Lock()
+        if self.view is None:
+            pid = os.getpid()
             path = self.directory / f"{pid}{_SUFFIX}"
             fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
             try:
@@ -230,30 +238,37 @@ def install() -> bool:
         directory = Path(raw)
         directory.mkdir(parents=True, exist_ok=True)
         _state.counters = _Counters(directory)
+        os.register_at_fork(after_in_child=_state.counters.forked)
         _count_hops()
         _count_connections()
         gc.callbacks.append(_on_gc)
     return True
 
 
-def wrap_wsgi(app):  # type: ignore[no-untyped-def]
+WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+ASGIApp = Callable[[dict[str, Any], Callable[[], Awaitable[Any]], Callable[[Any], Awaitable[None]]], Awaitable[None]]
+
+
+def wrap_wsgi(app: WSGIApp) -> WSGIApp:
     """Count requests around a WSGI application (only when telemetry is on)."""
     if not enabled():
         return app
 
-    def counted(environ, start_response):  # type: ignore[no-untyped-def]
+    def counted(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         add("requests")
         return app(environ, start_response)
 
     return counted
 
 
-def wrap_asgi(app):  # type: ignore[no-untyped-def]
+def wrap_asgi(app: ASGIApp) -> ASGIApp:
     """Count HTTP requests around an ASGI application (only when telemetry is on)."""
     if not enabled():
         return app
 
-    async def counted(scope, receive, send):  # type: ignore[no-untyped-def]
+    async def counted(
+        scope: dict[str, Any], receive: Callable[[], Awaitable[Any]], send: Callable[[Any], Awaitable[None]]
+    ) -> None:
         if scope["type"] == "http":
             _ensure_lag_sampler()
             add("requests")

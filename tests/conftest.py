@@ -1,12 +1,14 @@
-"""Shared fixtures: the two-pass database design, seeded data, real processes.
+"""Shared fixtures: the three-pass database design, seeded data, real processes.
 
-Two passes (see the Makefile):
-1. default settings (SQLite): every test; tests marked `postgres` skip.
+Three passes (see the Makefile):
+1. default settings (SQLite): every test; tests marked `postgres` or `mariadb` skip.
 2. BENCH_DATABASE_URL=postgresql://... with `-m postgres`: only the tests that
    must also hold on PostgreSQL. An unreachable server skips them locally and
    fails them under CI=true, where PostgreSQL is required.
-Tests that must hold on both databases take the `backend` fixture, whose
-"postgresql" parameter carries the `postgres` mark, so they run in both passes.
+3. BENCH_DATABASE_URL=mysql://... with `-m mariadb`: the same for MariaDB
+   (mysqlclient installed by the pass itself); skips and failures as above.
+Tests that must hold on every database take the `backend` fixture, whose
+"postgresql" and "mariadb" parameters carry those marks, so they run in every pass.
 """
 
 from __future__ import annotations
@@ -33,7 +35,8 @@ import pytest
 from upstream.server import item_value
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-POSTGRES_SKIP_REASON = "runs in the PostgreSQL pass (BENCH_DATABASE_URL)"
+POSTGRES_SKIP_REASON = "runs in the PostgreSQL pass (BENCH_DATABASE_URL=postgresql://...)"
+MARIADB_SKIP_REASON = "runs in the MariaDB pass (BENCH_DATABASE_URL=mysql://..., make test-mariadb)"
 # Rows seeded into the test database once per session: enough for pages and
 # ~10 JSON matches, small enough to load in well under a second.
 SEED_ROWS = 2_000
@@ -67,17 +70,58 @@ def _postgres_unreachable() -> str | None:
     return _postgres_error[0]
 
 
+# --- the MariaDB pass -----------------------------------------------------------
+
+_mariadb_error: list[str | None] = []
+
+
+def _mariadb_unreachable() -> str | None:
+    """None when the server in BENCH_DATABASE_URL answers, else why not (cached)."""
+    if not _mariadb_error:
+        parts = urlsplit(os.environ["BENCH_DATABASE_URL"])
+        try:
+            import MySQLdb
+        except ImportError:
+            _mariadb_error.append("mysqlclient is not installed (make install-mariadb)")
+            return _mariadb_error[0]
+        try:
+            MySQLdb.connect(
+                host=parts.hostname or "127.0.0.1",
+                port=parts.port or 3306,
+                user=parts.username or "",
+                password=parts.password or "",
+                connect_timeout=5,
+            ).close()
+        except MySQLdb.Error as exc:
+            _mariadb_error.append(f"MariaDB at {parts.hostname}:{parts.port} unreachable: {exc}")
+        else:
+            _mariadb_error.append(None)
+    return _mariadb_error[0]
+
+
+def _database_scheme() -> str:
+    return urlsplit(os.environ.get("BENCH_DATABASE_URL", "")).scheme
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item: pytest.Item) -> None:
-    if item.get_closest_marker("postgres") is None:
-        return
-    if not os.environ.get("BENCH_DATABASE_URL"):
-        pytest.skip(POSTGRES_SKIP_REASON)
-    problem = _postgres_unreachable()
-    if problem is not None:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"{problem} (CI=true: PostgreSQL is required)", pytrace=False)
-        pytest.skip(f"{problem}; start PostgreSQL or unset BENCH_DATABASE_URL")
+    in_ci = os.environ.get("CI", "").lower() == "true"
+    if item.get_closest_marker("postgres") is not None:
+        if _database_scheme() not in ("postgresql", "postgres"):
+            pytest.skip(POSTGRES_SKIP_REASON)
+        problem = _postgres_unreachable()
+        if problem is not None:
+            if in_ci:
+                pytest.fail(f"{problem} (CI=true: PostgreSQL is required)", pytrace=False)
+            pytest.skip(f"{problem}; start PostgreSQL or unset BENCH_DATABASE_URL")
+    if item.get_closest_marker("mariadb") is not None:
+        if _database_scheme() not in ("mysql", "mariadb"):
+            pytest.skip(MARIADB_SKIP_REASON)
+        problem = _mariadb_unreachable()
+        if problem is not None:
+            if in_ci:
+                pytest.fail(f"{problem} (CI=true: MariaDB is required)", pytrace=False)
+            pytest.skip(f"{problem}; start MariaDB or unset BENCH_DATABASE_URL")
 
 
 @pytest.fixture(scope="session")
@@ -93,6 +137,8 @@ def django_db_setup(django_db_setup: None, django_db_blocker: Any) -> None:
     params=[
         pytest.param("sqlite", id="sqlite"),
         pytest.param("postgresql", id="postgresql", marks=pytest.mark.postgres),
+        # Django's vendor name for MariaDB and MySQL alike.
+        pytest.param("mysql", id="mariadb", marks=pytest.mark.mariadb),
     ]
 )
 def backend(request: pytest.FixtureRequest, db: None) -> str:

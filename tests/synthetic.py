@@ -571,3 +571,74 @@ def _flag(cells: list[Cell], setup: str, workload: str, variant: str, users: int
         else c
         for c in cells
     ]
+
+
+# ------------------------------------------------------------------ latency at the same load
+
+
+def make_latency_curves(
+    workload: str,
+    capacities: dict[str, tuple[str, float]],
+    latency: Callable[[str, float], tuple[float, float, int]],
+    *,
+    fractions: Sequence[float] = (0.25, 0.5, 0.75, 0.9),
+    equal_load: bool = True,
+    slices: int = 5,
+    params: dict[str, int] | None = None,
+) -> Any:
+    """A workload's `LatencyCurves` as the latency phase records them.
+
+    `capacities`: "setup/variant" -> (kind, closed-loop req/s). The points are
+    planned as the runner plans them (asyncbench.analysis.latency.plan_points);
+    `latency(arm, rate)` gives each point's (p50 ms, p99 ms, requests lost per
+    slice), spread over `slices` slices by the same ±2% jitter as `spread`.
+    """
+    from asyncbench.analysis.latency import plan_points
+    from asyncbench.model.latency import ArmCapacity, LatencyCurves, LatencyPoint, LatencySlice
+
+    caps = [
+        ArmCapacity(arm.split("/")[0], arm.split("/")[1], kind, cap, "closed loop", 32, 5)
+        for arm, (kind, cap) in capacities.items()
+    ]
+    points = []
+    for p in plan_points(caps, fractions, equal_load=equal_load):
+        p50, p99, lost = latency(p.arm, p.rate_rps)
+        due = max(1, round(p.rate_rps))
+        sl = tuple(
+            LatencySlice(
+                block=b,
+                started_at=1_700_000_000.0 + b,
+                duration_s=1.0,
+                target_rps=p.rate_rps,
+                due=due,
+                requests=due - lost,
+                failures={},
+                dropped=lost,
+                unfinished=0,
+                throughput_rps=float(due - lost),
+                p50_ms=p50 * _JITTER[b % len(_JITTER)],
+                p90_ms=(p50 + p99) / 2,
+                p99_ms=p99 * _JITTER[b % len(_JITTER)],
+                max_ms=p99 * 1.2,
+            )
+            for b in range(slices)
+        )
+        if p.skip:  # far past the arm's capacity: listed, not measured (as the runner does)
+            sl, error = (), p.skip
+        else:
+            error = None
+        points.append(
+            LatencyPoint(p.setup, p.variant, p.kind, p.rate_rps, p.fraction, p.of_arm, p.equal_load, sl, error=error)
+        )
+    return LatencyCurves(
+        workload=workload,
+        params=dict(params or {}),
+        capacities=tuple(caps),
+        points=tuple(points),
+        fractions=tuple(fractions),
+        arrival="poisson",
+        window_s=1.0,
+        connections=64,
+        blocks=slices,
+        stop_reason="blocks",
+    )

@@ -115,15 +115,18 @@ def test_page_is_self_contained(page: str) -> None:
 
 def test_sections_in_order(page: str) -> None:
     order = [
-        "1. Verdicts",
-        "2. Throughput",
-        "3. Latency",
-        "4. Speed-up heat map",
-        "5. Cost",
-        "6. Model lines",
-        "7. Flags",
-        "8. The run",
-        "9. All numbers",
+        "1. The article&#39;s claims, checked",
+        "2. Verdicts",
+        "3. Throughput",
+        "4. Latency vs concurrency",
+        "5. Latency at the same load",
+        "6. Speed-up heat map",
+        "7. Cost",
+        "8. Where the time goes",
+        "9. Model lines",
+        "10. Flags",
+        "11. The run",
+        "12. All numbers",
     ]
     positions = [page.index(h) for h in order]
     assert positions == sorted(positions)
@@ -181,7 +184,7 @@ def test_verdict_sentences_are_on_the_page(page: str, demo: Run) -> None:
         assert esc(text.claim(v)) in page
     fan = next(v for v in vs if v.workload == "fanout")
     assert fan.outcome == "pays off"
-    assert page.index(esc(text.claim(fan))) < page.index("2. Throughput")
+    assert page.index(esc(text.claim(fan))) < page.index("3. Throughput")
 
 
 def test_incomplete_run_banner() -> None:

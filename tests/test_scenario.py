@@ -5,6 +5,7 @@ import copy
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -62,7 +63,11 @@ def with_(path, value):
             with_(["workloads", "fanout"], {"sweep": {"delay_ms": [0, 10_001]}}),
             ["workloads.fanout.sweep.delay_ms", "0..10000"],
         ),
-        (with_(["database"], {"engine": "oracle"}), ["database.engine", "sqlite, postgres"]),
+        (with_(["database"], {"engine": "oracle"}), ["database.engine", "sqlite, postgres, mariadb"]),
+        (
+            with_(["database"], {"engine": "mariadb", "url": "postgresql://postgres@127.0.0.1/x"}),
+            ["database.url", "mariadb needs a mysql:// or mariadb:// URL"],
+        ),
         (with_(["gate"], {"normalize": "magic"}), ["gate.normalize", "'magic'", "allowed: none, async-sync-ratio"]),
         # the removed calibration normalisation: refused with the reason, not as an unknown value
         (
@@ -228,3 +233,66 @@ def test_cli_overrides_are_validated_too(tmp_path):
     )
     assert done.returncode == 2
     assert "jetty" in done.stderr and "allowed" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("db", "engine", "url"),
+    [
+        ("mariadb", "mariadb", sc.DEFAULT_MARIADB_URL),
+        ("mysql", "mariadb", sc.DEFAULT_MARIADB_URL),
+        ("mysql://bench:pw@10.0.0.5:3307/b", "mariadb", "mysql://bench:pw@10.0.0.5:3307/b"),
+        ("postgres", "postgres", sc.DEFAULT_PG_URL),
+        ("sqlite", "sqlite", ""),
+    ],
+)
+def test_db_override_picks_the_engine_and_url(db, engine, url):
+    data = sc.apply_overrides(GOOD, sc.Overrides(db=db))
+    parsed = sc.parse(data)
+    assert (parsed.database.engine, parsed.database.url) == (engine, url)
+
+
+def test_db_override_does_not_keep_another_engines_url():
+    pg = {**GOOD, "database": {"engine": "postgres", "url": "postgresql://u@h/db"}}
+    assert sc.parse(sc.apply_overrides(pg, sc.Overrides(db="mariadb"))).database.url == sc.DEFAULT_MARIADB_URL
+
+
+def test_unknown_db_override_names_the_allowed_values():
+    with pytest.raises(sc.ScenarioError, match="--db: unknown 'oracle'; allowed: sqlite, postgres, mariadb"):
+        sc.apply_overrides(GOOD, sc.Overrides(db="oracle"))
+
+
+def test_load_arms_is_chosen_or_all() -> None:
+    from asyncbench.model.scenario import ScenarioError as Refused
+    from asyncbench.model.scenario import parse as parse_scenario
+
+    base = {"name": "t", "load": {"users": [4]}, "setups": [{"name": "uvicorn"}], "workloads": {"noio": {}}}
+    assert parse_scenario(base).load.arms == "chosen"
+    base["load"] = {"users": [4], "arms": "all"}
+    assert parse_scenario(base).load.arms == "all"
+    base["load"] = {"users": [4], "arms": "some"}
+    with pytest.raises(Refused, match=r"load\.arms: unknown 'some'; allowed: chosen, all"):
+        parse_scenario(base)
+
+
+def test_a_workload_can_name_the_setups_it_runs_on() -> None:
+    from asyncbench.execute.groups import groups
+    from asyncbench.model.scenario import ScenarioError as Refused
+    from asyncbench.model.scenario import parse as parse_scenario
+
+    data: dict[str, Any] = {
+        "name": "t",
+        "load": {"users": [4]},
+        "setups": [{"name": "gunicorn-gthread"}, {"name": "uvicorn"}, {"name": "daphne"}],
+        "workloads": {"noio": {"setups": ["gunicorn-gthread", "uvicorn"]}, "ws-echo": {"setups": ["daphne"]}},
+    }
+    s = parse_scenario(data)
+    arms = {(a.workload, a.setup) for g in groups(s, [""]) for a in g.arms}
+    assert arms == {("noio", "gunicorn-gthread"), ("noio", "uvicorn"), ("ws-echo", "daphne")}
+    assert list(s.to_dict()["workloads"]["noio"]["setups"]) == ["gunicorn-gthread", "uvicorn"]
+    assert "setups" not in parse_scenario({**data, "workloads": {"noio": {}}}).to_dict()["workloads"]["noio"]
+    data["workloads"] = {"noio": {"setups": ["granian"]}}
+    with pytest.raises(Refused, match=r"workloads\.noio\.setups: unknown setup 'granian'; allowed: gunicorn-gthread"):
+        parse_scenario(data)
+    data["workloads"] = {"ws-echo": {"setups": ["gunicorn-gthread"]}}
+    with pytest.raises(Refused, match=r"workloads\.ws-echo\.setups: none of 'gunicorn-gthread' \(WSGI\) can serve"):
+        parse_scenario(data)

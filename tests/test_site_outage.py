@@ -104,3 +104,52 @@ def test_a_refused_upstream_is_named(settings: Any) -> None:
     settings.BENCH_UPSTREAM_URL = f"http://127.0.0.1:{_closed_port()}"
     for variant in ("sync", "sync-threads", "async", "async-aiohttp"):
         assert get(f"/{variant}/fanout/?calls=2") == (503, {"error": "upstream unreachable"})
+
+
+# --- MariaDB (mysqlclient is installed by the MariaDB pass) -----------------------
+
+
+@pytest.fixture
+def mariadb_down(django_db_blocker: DjangoDbBlocker) -> Iterator[None]:
+    """The default database is a MariaDB server that is not there."""
+    from django.db.backends.mysql.base import DatabaseWrapper as MySQLWrapper
+
+    settings = {
+        **connections["default"].settings_dict,
+        "ENGINE": "django.db.backends.mysql",
+        "NAME": "bench",
+        "USER": "bench",
+        "PASSWORD": "",
+        "HOST": "127.0.0.1",
+        "PORT": str(_closed_port()),
+        "OPTIONS": {"connect_timeout": 2, "charset": "utf8mb4"},
+        "CONN_MAX_AGE": 0,
+    }
+    original = connections["default"]
+    connections["default"] = MySQLWrapper(settings, "default")
+    try:
+        with django_db_blocker.unblock():
+            yield
+    finally:
+        connections["default"].close()
+        connections["default"] = original
+
+
+@pytest.mark.mariadb
+@pytest.mark.parametrize("path", [*DB_PATHS, "/sync/json-keyindex/", "/async/json-keyindex/"])
+def test_an_unreachable_mariadb_is_named(mariadb_down: None, path: str) -> None:
+    assert get(path) == (503, {"error": "database unreachable"})
+
+
+@pytest.mark.mariadb
+def test_only_mariadb_connection_failures_are_outages() -> None:
+    import MySQLdb
+
+    gone = MySQLdb.OperationalError(2006, "Server has gone away")
+    refused = MySQLdb.OperationalError(2003, "Can't connect to server on '127.0.0.1' (111)")
+    assert database_cause(_wrapped(refused)) == DATABASE_UNREACHABLE
+    assert database_cause(_wrapped(gone)) == DATABASE_UNREACHABLE
+    assert database_cause(_wrapped(MySQLdb.InterfaceError(0, ""))) == DATABASE_UNREACHABLE
+    # The server answered: saturated (too many connections), or a bad query.
+    assert database_cause(_wrapped(MySQLdb.OperationalError(1040, "Too many connections"))) is None
+    assert database_cause(_wrapped(MySQLdb.OperationalError(1054, "Unknown column"))) is None

@@ -18,7 +18,7 @@ import httpx
 import pytest
 from conftest import Processes, StartUpstream, python_env, wait_for_health
 
-from bench_site.registry import WORKLOADS, endpoints
+from bench_site.registry import HTTP_WORKLOADS, WORKLOADS, endpoints, unavailable
 
 pytestmark = pytest.mark.servers
 
@@ -28,6 +28,7 @@ QUERIES = {
     "orm": "?rows=5&page=2",
     "json": "?rows=5",
     "json-noindex": "?rows=5",
+    "json-keyindex": "?rows=5",
     "cpu": "?rounds=10",
     "wait": "?ms=1",
     "stream": "?chunks=3",
@@ -122,10 +123,13 @@ def test_pairs_identical_under_gunicorn_and_uvicorn(
         ),
     }
 
-    results: dict[str, dict[str, tuple[int, str, bytes]]] = {w: {} for w in WORKLOADS}
+    # HTTP workloads (the WebSocket twins: tests/test_ws.py)
+    results: dict[str, dict[str, tuple[int, str, bytes]]] = {w: {} for w in HTTP_WORKLOADS}
     with httpx.Client(timeout=30) as client:
         for server, base in servers.items():
             for ep in endpoints():
+                if unavailable(ep.variant, database="sqlite") is not None:
+                    continue  # async-native: PostgreSQL only (test_site_native.py serves it under uvicorn)
                 response = client.get(base + ep.path + QUERIES[ep.workload])
                 results[ep.workload][f"{ep.variant} on {server}"] = (
                     response.status_code,

@@ -14,7 +14,7 @@ from django.test import AsyncClient, Client, override_settings
 from django.urls import URLPattern, get_resolver, path, resolve
 
 from bench_site import views
-from bench_site.registry import VARIANTS, WORKLOADS, endpoints
+from bench_site.registry import HTTP_WORKLOADS, VARIANTS, WORKLOADS, endpoints
 from bench_site.workloads import VIEWS_BY_WORKLOAD
 
 
@@ -42,15 +42,16 @@ def test_nothing_else_under_the_variant_prefixes() -> None:
 
 
 def test_views_map_matches_registry() -> None:
-    assert set(VIEWS_BY_WORKLOAD) == set(WORKLOADS)
-    for name, workload in WORKLOADS.items():
+    # WebSocket workloads name consumers, routed by bench_site.routing (tests/test_ws.py)
+    assert set(VIEWS_BY_WORKLOAD) == set(HTTP_WORKLOADS)
+    for name, workload in HTTP_WORKLOADS.items():
         assert set(VIEWS_BY_WORKLOAD[name]) == set(workload.variants), name
 
 
 def test_views_take_exactly_the_registry_params() -> None:
     # The dispatcher passes every registry parameter as a keyword argument, so
     # a view's keyword-only arguments are its workload's parameters, no more.
-    for name, workload in WORKLOADS.items():
+    for name, workload in HTTP_WORKLOADS.items():
         for variant, view in VIEWS_BY_WORKLOAD[name].items():
             signature = inspect.signature(view).parameters.values()
             keywords = {p.name for p in signature if p.kind is inspect.Parameter.KEYWORD_ONLY}
@@ -58,7 +59,7 @@ def test_views_take_exactly_the_registry_params() -> None:
 
 
 def test_views_come_from_where_the_registry_says() -> None:
-    for name, workload in WORKLOADS.items():
+    for name, workload in HTTP_WORKLOADS.items():
         module_name, _, attribute = workload.views.partition(":")
         assert module_name.startswith("bench_site.workloads."), name
         module = importlib.import_module(module_name)
@@ -80,8 +81,9 @@ def test_workloads_dump() -> None:
     data = json.loads(response.content)
     assert [w["name"] for w in data["workloads"]] == list(WORKLOADS)
     assert set(data["variants"]) == set(VARIANTS)
-    dumped = {e["path"] for w in data["workloads"] for e in w["endpoints"]}
-    assert dumped == {ep.path for ep in endpoints()}
+    dumped = {(e["path"], e["protocol"]) for w in data["workloads"] for e in w["endpoints"]}
+    assert dumped == {(ep.path, ep.protocol) for protocol in ("http", "websocket") for ep in endpoints(protocol)}
+    assert {ep.workload for ep in endpoints("websocket")} == {"ws-echo", "ws-broadcast"}
 
 
 @pytest.mark.parametrize(

@@ -121,6 +121,8 @@ def test_a_target_is_measured_and_its_cpu_is_not_measured(tmp_path: Path, deploy
             assert r.requests > 0 and r.throughput_rps > 0
             # not measured: None, never 0
             assert r.server_cpu_s is None and r.server_cpu_percent is None and r.server_rss_peak_mb is None
+            # nor its counters (no BENCH_TELEMETRY_DIR there) nor its database's connections
+            assert r.server_counters is None and r.db_connections is None
         assert c.summary.cpu_ms_per_request is None and c.summary.rss_peak_mb is None
     (v,) = verdicts(run)
     assert v.workload == "noio"

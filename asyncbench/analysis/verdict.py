@@ -216,10 +216,9 @@ def _of(workload: str, kind: str) -> Callable[[Cell], bool]:
 
 def _controls(run: Run, workload: str) -> tuple[ControlResult, ...]:
     """What a control workload buys: the workload against its control, or as one."""
-    pairs = [(workload, w.name) for w in WORKLOADS.values() if w.control_for == workload]
-    target = WORKLOADS[workload].control_for if workload in WORKLOADS else None
-    if target:
-        pairs.append((target, workload))
+    pairs = [(workload, w.name) for w in WORKLOADS.values() if workload in w.control_for]
+    targets = WORKLOADS[workload].control_for if workload in WORKLOADS else ()
+    pairs.extend((target, workload) for target in targets)
     out: list[ControlResult] = []
     for treated, control in pairs:
         t_cells, _ = axis_cells(run, treated)

@@ -38,6 +38,8 @@ class ScenarioOptions:
     targets: tuple[Target, ...] = ()
     # run --expect-workers/--master-bind: load workers on other machines (None: local only)
     pool: PoolOptions | None = None
+    # the servers' counters and the database's connection count per slice (off: run --no-telemetry)
+    telemetry: bool = True
 
 
 def load_scenario(options: ScenarioOptions) -> sc.Scenario:

@@ -41,6 +41,7 @@ def measure(
             arm_env=arm_env,
             targets=options.targets,
             pool=options.pool,
+            telemetry=options.telemetry,
         )
     except RunInterrupted as exc:
         print(on_interrupt.format(run_dir=exc.run_dir), file=sys.stderr)

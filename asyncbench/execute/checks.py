@@ -32,6 +32,10 @@ class WindowProbe:
     generator_cpus: tuple[int, ...] = ()
     # the server's CPUs as a whole (every server pinned there, in a window that loads several)
     server_cpus_busy_percent: float | None = None
+    # the server's own counters over the window (bench_site.telemetry); None: telemetry off
+    server_counters: dict[str, int] | None = None
+    # connections the database server saw opened in the window; None: not read
+    db_connections: int | None = None
 
 
 def check_body(item: Planned, port: int, references: References, *, origin: str = "", prefix: str = "") -> str | None:
@@ -327,6 +331,8 @@ def make_repeat(index: int, m: Measurement, probe: WindowProbe, found: list[Flag
         ),
         upstream_cpu_percent=None if probe.upstream_cpu_percent is None else round(probe.upstream_cpu_percent, 1),
         stop_reason=m.stop_reason,
+        server_counters=dict(probe.server_counters) if probe.server_counters is not None else None,
+        db_connections=probe.db_connections,
         **_open_fields(m),
     )
 

@@ -9,11 +9,11 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from asyncbench.execute import ROOT
 from asyncbench.execute.processes import ProcessError, tail
-from asyncbench.model.scenario import Scenario
+from asyncbench.model.scenario import DEFAULT_MARIADB_URL, Scenario
 
 DEFAULT_SQLITE = ROOT / "var" / "bench.sqlite3"
 
@@ -45,6 +45,8 @@ def django_env(scenario: Scenario, base_env: dict[str, str], root: Path = ROOT) 
     env.pop("BENCH_DATABASE_URL", None)
     if scenario.database.engine == "postgres":
         env["BENCH_DATABASE_URL"] = scenario.database.url or "postgresql://postgres@127.0.0.1:5432/postgres"
+    elif scenario.database.engine == "mariadb":
+        env["BENCH_DATABASE_URL"] = scenario.database.url or DEFAULT_MARIADB_URL
     else:
         # one file per data-set size: quick (100k rows) and ci (20k) would
         # otherwise reseed each other's database on every run
@@ -54,9 +56,69 @@ def django_env(scenario: Scenario, base_env: dict[str, str], root: Path = ROOT) 
     return env
 
 
+MYSQLCLIENT_MISSING = (
+    "the mariadb database needs the mysqlclient driver, an optional install (it builds against "
+    "libmariadb-dev and pkg-config): run `make install-mariadb`, or "
+    "`.venv/bin/pip install --no-deps -r requirements-mariadb.lock`"
+)
+
+
+def _mysql_connect(url: str, *, database: bool) -> Any:
+    """A mysqlclient connection for a mysql:// URL, to the URL's database or to none."""
+    try:
+        import MySQLdb
+    except ImportError:
+        raise ProcessError(MYSQLCLIENT_MISSING) from None
+    u = urlsplit(url)
+    kwargs: dict[str, Any] = {
+        "host": u.hostname or "127.0.0.1",
+        "port": u.port or 3306,
+        "user": unquote(u.username or ""),
+        "password": unquote(u.password or ""),
+        "charset": "utf8mb4",
+        "connect_timeout": 5,
+    }
+    if database:
+        kwargs["database"] = unquote(u.path.lstrip("/"))
+    return MySQLdb.connect(**kwargs)
+
+
+def create_mysql_database(url: str) -> bool:
+    """Create the database a mysql:// URL names when it is missing (utf8mb4).
+
+    PostgreSQL's default URL names the `postgres` database, which always
+    exists; MariaDB has no such default, so `--db mariadb` would otherwise fail
+    on a fresh server. Returns True if it was created.
+    """
+    name = unquote(urlsplit(url).path.lstrip("/"))
+    if not name or "`" in name:
+        raise ProcessError(f"database url {url!r}: expected a database name (no backquotes) in the path")
+    try:
+        conn = _mysql_connect(url, database=False)
+    except ProcessError:
+        raise
+    except Exception as exc:  # the driver's own error, named with the server it could not reach
+        raise ProcessError(f"MariaDB at {urlsplit(url).netloc.rpartition('@')[2]} unreachable: {exc}") from exc
+    try:
+        cursor = conn.cursor()
+        cursor.execute("SELECT 1 FROM information_schema.schemata WHERE schema_name = %s", (name,))
+        if cursor.fetchone():
+            return False
+        cursor.execute(f"CREATE DATABASE IF NOT EXISTS `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
+        return True
+    finally:
+        conn.close()
+
+
 def prepare_database(scenario: Scenario, env: dict[str, str], log_path: Path, note: Callable[[str], None]) -> None:
-    """Migrate and seed (both idempotent), logging to `log_path`."""
+    """Create (MariaDB), migrate and seed, all idempotent, logging to `log_path`."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
+    if (
+        scenario.app is None
+        and scenario.database.engine == "mariadb"
+        and create_mysql_database(env["BENCH_DATABASE_URL"])
+    ):
+        note(f"database: created {urlsplit(env['BENCH_DATABASE_URL']).path.lstrip('/')} (utf8mb4)")
     with open(log_path, "ab") as log:
         for argv in (
             [sys.executable, "manage.py", "migrate", "--noinput"],
@@ -85,6 +147,37 @@ def database_info(scenario: Scenario, env: dict[str, str]) -> dict[str, Any]:
         }
     url = env["BENCH_DATABASE_URL"]
     version = None
+    vendor = "postgresql"
+    if scenario.database.engine == "mariadb":
+        try:
+            conn = _mysql_connect(url, database=False)
+            try:
+                cursor = conn.cursor()
+                cursor.execute("SELECT VERSION()")
+                row = cursor.fetchone()
+                version = str(row[0]) if row else None
+            finally:
+                conn.close()
+        except Exception as exc:  # recorded, not fatal: migrate would have failed first
+            version = f"unknown ({type(exc).__name__})"
+        # MySQL answers the same protocol; say which one measured.
+        vendor = "mariadb" if version is None or "mariadb" in version.lower() else "mysql"
+    else:
+        version = _postgres_version(url)
+    u = urlsplit(url)
+    # never store a password in a results file
+    return {
+        "vendor": vendor,
+        "version": version,
+        "host": u.hostname,
+        "port": u.port,
+        "name": u.path.lstrip("/"),
+        "rows": scenario.database.rows,
+    }
+
+
+def _postgres_version(url: str) -> str | None:
+    version = None
     try:
         import psycopg
 
@@ -93,13 +186,4 @@ def database_info(scenario: Scenario, env: dict[str, str]) -> dict[str, Any]:
             version = row[0] if row else None
     except Exception as exc:  # recorded, not fatal: migrate would have failed first
         version = f"unknown ({type(exc).__name__})"
-    u = urlsplit(url)
-    # never store a password in a results file
-    return {
-        "vendor": "postgresql",
-        "version": version,
-        "host": u.hostname,
-        "port": u.port,
-        "name": u.path.lstrip("/"),
-        "rows": scenario.database.rows,
-    }
+    return version

@@ -15,10 +15,14 @@ import time
 from dataclasses import dataclass, field, replace
 
 from asyncbench.execute.plan import Planned
+from asyncbench.execute.setups import SetupConfig
+from asyncbench.model.endpoints import ArmSpec
 from asyncbench.model.results import GroupRecord
-from asyncbench.model.scenario import LoadConfig, Scenario
+from asyncbench.model.scenario import LoadConfig, Scenario, not_here, runs_on
 from asyncbench.model.summary import ParamsKey, params_label
 from bench_site.registry import WORKLOADS
+from bench_site.sessions import cookie_header
+from bench_site.stacks import SESSION_STACKS
 
 # Per slice, beyond settle and window: spawning the users, stopping them,
 # draining the server, reading CPU counters. Measured here: about 0.35 s.
@@ -58,6 +62,29 @@ class Group:
         return list(units.values())
 
 
+def logged_in(setup: SetupConfig, arm: ArmSpec) -> ArmSpec:
+    """The arm as a logged-in browser asks it when the setup's middleware
+    stack has sessions (bench_site.stacks): with the seeded session's cookie
+    (bench_site.sessions), unless the arm already sends a Cookie header."""
+    if setup.middleware not in SESSION_STACKS:
+        return arm
+    request = arm.request
+    if any(name.lower() == "cookie" for name, _ in request.headers):
+        return arm
+    return replace(arm, request=replace(request, headers=(*request.headers, cookie_header())))
+
+
+def left_out(scenario: Scenario) -> list[str]:
+    """The arms the scenario's setups cannot serve (scenario.not_here), for the plan."""
+    return [
+        why
+        for wl in scenario.workloads
+        for v in wl.variants
+        for s in scenario.setups
+        if runs_on(wl, s) and (why := not_here(s, wl.name, v)) is not None
+    ]
+
+
 def groups(scenario: Scenario, revisions: list[str]) -> list[Group]:
     out: list[Group] = []
     catalog = scenario.catalog
@@ -66,9 +93,11 @@ def groups(scenario: Scenario, revisions: list[str]) -> list[Group]:
             for params in wl.param_sets(users):
                 key = tuple(sorted(params.items()))
                 arms = tuple(
-                    Planned(s.name, wl.name, v, users, key, rev, 0, catalog.arm(wl.name, v))
+                    Planned(s.name, wl.name, v, users, key, rev, 0, logged_in(s, catalog.arm(wl.name, v)))
                     for s in scenario.setups
+                    if runs_on(wl, s)
                     for v in wl.variants
+                    if not_here(s, wl.name, v) is None
                     for rev in revisions
                 )
                 out.append(Group(wl.name, users, key, arms))

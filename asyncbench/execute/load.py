@@ -172,13 +172,19 @@ class LoadGenerator:
         arrival: str = "uniform",
         connections: int | None = None,
         request: dict[str, Any] | None = None,
+        protocol: str = "http",
+        seed: int = 0,
     ) -> Measurement:
         """One window. With `rate` (req/s) the load is an open model at that
         arrival rate over `min_s` (see openloop), split evenly across the
         drivers, with `connections` (default `users`, at least 64) in the pool;
         otherwise `users` closed-loop users. `request`: method, headers, body
         and expected status (locustfiles.request.RequestSpec.to_dict); None,
-        a plain GET."""
+        a plain GET. `protocol` "websocket": each user holds one WebSocket
+        connection and a message's round trip is a request (locustfiles/ws.py;
+        closed loop only). `seed`: the open model's schedule (see openloop.measure_open)."""
+        if protocol == "websocket" and rate:
+            raise ValueError("a websocket workload is measured closed loop only (no `rate`)")
         n = len(self.drivers)
         if rate:
             pool = connections or max(users, 64)
@@ -203,6 +209,10 @@ class LoadGenerator:
             }
             if request:
                 cmd["request"] = request
+            if protocol != "http":
+                cmd["protocol"] = protocol
+            if rate and seed:
+                cmd["seed"] = seed
             if rate:
                 cmd.update(rate=rate / len(active), arrival=arrival, connections=u, driver=idx, drivers=len(active))
             assert d.proc is not None and d.proc.stdin is not None

@@ -55,6 +55,7 @@ from asyncbench.model.histogram import Histogram
 from locustfiles.causes import failure_kind
 from locustfiles.endpoint import EndpointUser
 from locustfiles.request import RequestSpec
+from locustfiles.ws import WebSocketUser
 
 Emit = Callable[[dict[str, Any]], None]
 
@@ -239,7 +240,12 @@ def measure_closed(
 
     # "request": method, headers, body, expected status (absent: a plain GET)
     request = RequestSpec.from_dict(cmd.get("request"))
-    user_class = type("CellUser", (EndpointUser,), {"path": path, "host": host, "request": request})
+    user_class: type[Any]
+    if cmd.get("protocol") == "websocket":
+        # one held connection per user; each message's round trip is a "request"
+        user_class = type("CellUser", (WebSocketUser,), {"path": path, "host": host})
+    else:
+        user_class = type("CellUser", (EndpointUser,), {"path": path, "host": host, "request": request})
     env = Environment(user_classes=[user_class], host=host)
     request_hook: Any = env.events.request  # locust's EventHook methods carry no annotations
     request_hook.add_listener(recorder.on_request)
@@ -255,6 +261,10 @@ def measure_closed(
         if start_at is None:
             deadline = t_spawn + 10
             while runner.user_count < users and time.monotonic() < deadline:
+                gevent.sleep(0.01)
+            # WebSocket users hold one connection each: every handshake done
+            # before the window, so none is in it (they are not requests)
+            while getattr(user_class, "opened", users) < users and time.monotonic() < deadline:
                 gevent.sleep(0.01)
             gevent.sleep(max(0.05, warmup_s - (time.monotonic() - t_spawn)))
             start = time.time()
@@ -362,6 +372,7 @@ def measure_at_rate(
         drivers=int(cmd.get("drivers", 1)),
         requests=requests,
         window_at=start_at,
+        seed=int(cmd.get("seed", 0)),
     )
     observed = max(marks["wall1"] - marks["wall0"], 1e-9)
     # the generator's CPU is shared by the targets of one window

@@ -112,6 +112,7 @@ def measure_open(
     drivers: int = 1,
     requests: list[RequestSpec] | None = None,
     window_at: float | None = None,
+    seed: int = 0,
 ) -> tuple[list[OpenTally], float]:
     """Run the schedule for settle_s + window_s; returns (one tally per target, window start (unix)).
 
@@ -122,7 +123,9 @@ def measure_open(
     the same moments. Each target has its own pool of `connections`.
     `requests`: each target's method, headers, body and expected status (by
     default a GET that any 2xx answers). `window_at`: the window's start
-    (wall time); by default `settle_s` from now.
+    (wall time); by default `settle_s` from now. `seed`: another schedule
+    (Poisson gaps) than the default's; 0, the same every call (paired arms
+    see the same arrivals), a slice number, a fresh draw per slice.
     """
     if arrival not in ARRIVALS:
         raise ValueError(f"arrival: unknown {arrival!r}; allowed: {', '.join(ARRIVALS)}")
@@ -136,7 +139,7 @@ def measure_open(
         raise ValueError(f"{len(specs)} request specs for {k} targets")
     # several driver processes share the rate: each its own seed, and evenly
     # spaced schedules offset by a fraction of the gap, so they interleave
-    rng = random.Random(SEED + driver)
+    rng = random.Random(SEED + driver + 1_000 * seed)
     pools: list[list[tuple[FastHttpSession, dict[str, Any]]]] = [
         [_session(host, timeout) for _ in range(max(1, connections))] for host, _ in targets
     ]

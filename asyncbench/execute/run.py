@@ -31,12 +31,16 @@ from pathlib import Path
 
 from asyncbench.execute import ROOT, environment
 from asyncbench.execute.database import database_info, django_env, prepare_database
+from asyncbench.execute.dbstats import open_counter
 from asyncbench.execute.distributed import PoolOptions, make_load_generator
-from asyncbench.execute.groups import Group, GroupState, block_s, budget_for, groups, planned_wall_s
+from asyncbench.execute.groups import Group, GroupState, block_s, budget_for, groups, left_out, planned_wall_s
+from asyncbench.execute.latency import LatencyState, run_latency
+from asyncbench.execute.latency import planned_s as latency_planned_s
 from asyncbench.execute.load import LoadGenerator
 from asyncbench.execute.monitor import CoreMonitor, TreeMonitor
 from asyncbench.execute.plan import Planned, cpu_plan
 from asyncbench.execute.processes import LOOPBACK, check_port_free
+from asyncbench.execute.profiler import Profiler
 from asyncbench.execute.rates import choose_rate
 from asyncbench.execute.servers import stop_server
 from asyncbench.execute.setups import SetupConfig
@@ -86,6 +90,7 @@ def run_scenario(
     port_base: int | None = None,
     targets: Sequence[Target] = (),
     pool: PoolOptions | None = None,
+    telemetry: bool = True,
 ) -> Path:
     """Run a scenario and return its run folder (results.json, logs/).
 
@@ -104,6 +109,12 @@ def run_scenario(
     `pool`: load workers on other machines the locust master waits for, and
     where it listens (run --expect-workers, --master-bind; see
     asyncbench.execute.distributed); `scenario.load.workers` are the local ones.
+
+    `telemetry` (off: run --no-telemetry): the servers started here keep
+    counters (bench_site.telemetry) in <run>/telemetry/<setup>/<start>/, and
+    the database server's count of connections opened is read over one
+    connection held for the run; both are stored per slice. A deployment
+    (`targets`) has neither: its slices record them as not measured.
     """
     arm_env = arm_env or {}
     if targets and (revisions or arm_env or port_base is not None):
@@ -131,6 +142,12 @@ def run_scenario(
         f"about {least_s / 60:.0f}–{most_s / 60:.0f} min (precision ±{scenario.load.precision:.0%}"
         + (f", budget {scenario.load.budget_s / 60:.1f} min)" if scenario.load.budget_s else ")")
     )
+    skipped = left_out(scenario)
+    if skipped:
+        progress.note(f"not measured, the setup cannot serve it: {'; '.join(dict.fromkeys(skipped))}")
+    if scenario.latency is not None:
+        lat_least, lat_most = latency_planned_s(scenario)
+        progress.note(f"then latency at the same load ([latency]): about {lat_least / 60:.0f}–{lat_most / 60:.0f} min")
 
     base_env = dict(os.environ)
     base_env.update(scenario.server_env)
@@ -151,6 +168,7 @@ def run_scenario(
         arm_env=arm_env,
         cpus=(server_cpus, gen_cpus),
         targets=targets,
+        telemetry=telemetry,
     )
     results.save_run(run, run_dir)
     update_latest(reports_dir, run_dir)
@@ -169,13 +187,19 @@ def run_scenario(
         server_cores=CoreMonitor(server_cpus) if scenario.load.open_model and not targets else None,
         port_base=port_base,
         targets={t.name: t for t in targets},
+        telemetry=run_dir / "telemetry" if telemetry and not targets else None,
     )
+
+    latency = LatencyState()  # the [latency] phase's curves so far
+    profiler = _profiler(scenario, run_dir, progress, gs, targets=bool(targets))
 
     def save() -> None:
         nonlocal run
         run = replace(
             run,
             cells=tuple(ctx.cells.values()),
+            latency=latency.done(),
+            profiles=tuple(profiler.records) if profiler else (),
             setups={**run.setups, **{s.info.name: s.info for s in ctx.servers.values()}},
         )
         results.save_run(run, run_dir)
@@ -188,6 +212,8 @@ def run_scenario(
         os.sched_setaffinity(0, gen_cpus)
     try:
         with ExitStack() as stack:
+            if ctx.telemetry is not None and scenario.app is None:
+                _open_db_counter(ctx, env, stack)
             if not targets:  # a deployment calls its own upstream: the runner cannot set a remote server's
                 up = stack.enter_context(
                     upstream(
@@ -239,16 +265,27 @@ def run_scenario(
             if scenario.load.interleave == "run":
                 records = _run_interleaved(gs, ctx, gen=gen, ceiling=ceiling.limit_rps, save=save)
                 run = replace(run, groups=(*run.groups, *records))
+                if profiler is not None:  # after every block: the profiled windows are none of the measured
+                    for g, rec in zip(gs, records, strict=True):
+                        profiler.profile_group(g, ctx, gen, rec.rate_rps)
+                    save()
                 gs = []  # measured
             for i, group in enumerate(gs):
-                remaining = scenario.load.budget_s - (time.monotonic() - t_measure)
+                # profiling slices are extra: their time is not the measuring budget's
+                spent = time.monotonic() - t_measure - (profiler.spent_s if profiler else 0.0)
+                remaining = scenario.load.budget_s - spent
                 weights = [block_s(scenario.load, g, scenario.upstream.delay_ms) for g in gs[i:]]
                 budget = budget_for(remaining, weights) if scenario.load.budget_s > 0 else 0.0
                 record = _run_group(group, ctx, gen=gen, ceiling=ceiling.limit_rps, budget_s=budget, save=save)
                 run = replace(run, groups=(*run.groups, record))
+                if profiler is not None:  # after the group's blocks: never one of its measured slices
+                    profiler.profile_group(group, ctx, gen, record.rate_rps)
                 save()
+            # latency at the same load: after the groups, whose cells give each arm's capacity
+            run_latency(ctx, gen, latency, save)
     except KeyboardInterrupt:
         interrupted = True
+        latency.interrupt()
         if ctx.group is not None:
             run = replace(run, groups=(*run.groups, ctx.group.record("interrupted")))
         run = replace(run, groups=(*run.groups, *(g.record("interrupted") for g in ctx.interleaved)))
@@ -257,6 +294,8 @@ def run_scenario(
         run = replace(
             run,
             cells=tuple(ctx.cells.values()),
+            latency=latency.done(),
+            profiles=tuple(profiler.records) if profiler else (),
             finished_at=time.time(),
             complete=not interrupted and all(arm.cell_id in ctx.cells for arm in todo),
             interrupted=interrupted,
@@ -265,6 +304,38 @@ def run_scenario(
     if interrupted:
         raise RunInterrupted(run_dir)
     return run_dir
+
+
+def _profiler(
+    scenario: Scenario, run_dir: Path, progress: Progress, gs: list[Group], *, targets: bool
+) -> Profiler | None:
+    """The profiling phase when the scenario asks for it ([profile] enabled, run --profile)."""
+    config = scenario.profile
+    if config is None or not config.enabled:
+        return None
+    if targets:
+        progress.note("profiling: an existing deployment (--target) is not profiled (py-spy attaches to local servers)")
+        return None
+    arms = sum(len(g.arms) for g in gs if config.profiles(g.users))
+    minutes = arms * (scenario.load.settle_s + config.seconds + 1.5) / 60
+    progress.note(
+        f"then one profiling slice per arm after its group (py-spy at {config.rate} Hz, {config.seconds:g} s; "
+        f"never in a statistic): {arms} slices, about {minutes:.1f} min"
+    )
+    return Profiler(config, run_dir, progress.note)
+
+
+def _open_db_counter(ctx: RunContext, env: dict[str, str], stack: ExitStack) -> None:
+    """The database server's connection count, over one connection held for
+    the run (opened before any server, so it never counts in a window)."""
+    try:
+        counter = open_counter(env.get("BENCH_DATABASE_URL"))
+    except Exception as exc:  # the count is extra: the run measures without it
+        ctx.progress.note(f"database connection count not read: {type(exc).__name__}: {exc}")
+        return
+    if counter is not None:
+        ctx.db_counter = counter
+        stack.callback(counter.close)
 
 
 def _new_run(
@@ -278,6 +349,7 @@ def _new_run(
     arm_env: dict[str, dict[str, str]],
     cpus: tuple[tuple[int, ...], tuple[int, ...]],
     targets: Sequence[Target] = (),
+    telemetry: bool = False,
 ) -> Run:
     """The run's record before its first measurement: what it will do, and where."""
     resolved = scenario.to_dict()
@@ -292,6 +364,8 @@ def _new_run(
         fanout = any(getattr(WORKLOADS.get(w.name), "uses_upstream", False) for w in scenario.workloads)
         notes = tuple(run_notes(targets, fanout=fanout, restarts=scenario.load.restart == "block"))
     resolved["cpu_plan"] = {"server": list(cpus[0]), "generator_and_upstream": list(cpus[1])}
+    # the servers' counters cost a few memory writes per request: recorded, so a gate can say so
+    resolved["telemetry"] = telemetry and not targets
     resolved["revisions"] = {k: str(v) for k, v in revisions.items()}
     resolved["arm_env"] = arm_env
     # every planned cell (arm), so a report can show what is missing from an interrupted run
@@ -371,7 +445,7 @@ def _run_group(
         save()
         cells = [ctx.cells[a.cell_id] for a in group.arms if a.cell_id in ctx.cells]
         # An A/B group keeps every arm: the gate compares each one.
-        if state.blocks == PILOT_BLOCKS and not revisions:
+        if state.blocks == PILOT_BLOCKS and not revisions and load.arms == "chosen":
             # The pilot chose each ratio's arms; the others have told what they had to.
             chosen = chosen_arms(cells)
             if chosen:

@@ -20,6 +20,7 @@ from asyncbench.execute.setups import SetupConfig
 from asyncbench.execute.target import url_get
 from asyncbench.model.endpoints import AppConfig
 from asyncbench.model.results import SetupInfo
+from bench_site.stacks import DEFAULT_STACK
 
 
 @dataclass
@@ -36,6 +37,8 @@ class Server:
     prefix: str = ""
     # the path that answers 200 fast: readiness and the drain ([app] health; bench_site's /health)
     health: str = "/health"
+    # where its processes keep their counters (bench_site.telemetry); None: telemetry off
+    telemetry: Path | None = None
 
     @property
     def base_url(self) -> str:
@@ -51,13 +54,13 @@ def setup_info(
 ) -> SetupInfo:
     spec = config.spec
     # what configures the site; not the upstream's URL (a fresh port every
-    # run) nor the database URL (it may hold a password)
-    shown_env = {
-        k: v
-        for k, v in env.items()
-        if (k.startswith("BENCH_") and k not in ("BENCH_DATABASE_URL", "BENCH_UPSTREAM_URL")) or k == "PYTHONHASHSEED"
-    }
+    # run), the database URL (it may hold a password) nor the counters' folder
+    # (a fresh one per start: the gate would read it as a changed setting)
+    hidden = ("BENCH_DATABASE_URL", "BENCH_UPSTREAM_URL", "BENCH_TELEMETRY_DIR")
+    shown_env = {k: v for k, v in env.items() if (k.startswith("BENCH_") and k not in hidden) or k == "PYTHONHASHSEED"}
     notes = spec.notes + ("; plus one sync-only middleware (BENCH_SYNC_MIDDLEWARE=1)" if config.sync_middleware else "")
+    if config.middleware != DEFAULT_STACK:
+        notes += f"; {config.middleware} middleware stack with a logged-in session (BENCH_MIDDLEWARE)"
     return SetupInfo(
         name=config.name,
         server=spec.server,
@@ -87,6 +90,8 @@ class ServerRequest:
     port: int | None = None
     # another Django project to serve (a scenario's [app]); None: bench_site
     app: AppConfig | None = None
+    # a fresh folder for this start's counters (BENCH_TELEMETRY_DIR); None: telemetry off
+    telemetry: Path | None = None
 
 
 def start_server(
@@ -98,10 +103,12 @@ def start_server(
     cpus: tuple[int, ...],
     log_dir: Path,
     port: int | None = None,
+    telemetry: Path | None = None,
 ) -> Server:
     """Start a setup's server. An explicit port that is taken is an error
-    naming it; by default the OS picks a free one."""
-    started = start_servers([ServerRequest(config, revision, root, env, cpus, log_dir, port)])[0]
+    naming it; by default the OS picks a free one. `telemetry`: a folder for
+    its counters (bench_site.telemetry), read with `read_counters`."""
+    started = start_servers([ServerRequest(config, revision, root, env, cpus, log_dir, port, telemetry=telemetry)])[0]
     if isinstance(started, BaseException):
         raise started
     return started
@@ -128,6 +135,13 @@ def start_servers(requests: list[ServerRequest]) -> list[Server | ProcessError]:
             env = dict(req.env)
             if req.config.sync_middleware:
                 env["BENCH_SYNC_MIDDLEWARE"] = "1"
+            # set only off the default, so a minimal setup's recorded environment is as before the option
+            if req.config.middleware != DEFAULT_STACK:
+                env["BENCH_MIDDLEWARE"] = req.config.middleware
+            env.pop("BENCH_TELEMETRY_DIR", None)  # only the folder of this start, never an inherited one
+            if req.telemetry is not None:
+                req.telemetry.mkdir(parents=True, exist_ok=True)
+                env["BENCH_TELEMETRY_DIR"] = str(req.telemetry)
             label = f"{req.config.name}{'-' + req.revision if req.revision else ''}"
             proc = ManagedProcess(
                 label,
@@ -182,6 +196,7 @@ def start_servers(requests: list[ServerRequest]) -> list[Server | ProcessError]:
                 TreeMonitor(proc.pid),
                 setup_info(req.config, argv, env, req.cpus, workers),
                 health=req.app.health if req.app else "/health",
+                telemetry=req.telemetry,
             )
         )
     return out

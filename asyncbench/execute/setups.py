@@ -32,6 +32,9 @@ class SetupKind:
     notes: str
     argv: Argv
     max_workers: int | None = None  # daphne serves from one process
+    # Serves WebSocket connections (the ws-* workloads' Channels consumers):
+    # every ASGI setup but granian's, started with --no-ws.
+    websocket: bool = False
 
     def command(self, host: str, port: int, workers: int, threads: int, app: str = "") -> list[str]:
         """The server's argv, serving `app` ("module:attribute"; default bench_site's)."""
@@ -94,6 +97,9 @@ def _uvicorn(loop: str, http: str) -> Argv:
             loop,
             "--http",
             http,
+            # and the `websockets` package over wsproto when installed: force wsproto
+            "--ws",
+            "wsproto",
             # Django has no lifespan support
             "--lifespan",
             "off",
@@ -182,8 +188,9 @@ SETUPS: dict[str, SetupKind] = {
             "asyncio",
             keepalive=True,
             uses_threads=False,
-            notes="--loop asyncio --http h11 forced; --lifespan off",
+            notes="--loop asyncio --http h11 --ws wsproto forced; --lifespan off",
             argv=_uvicorn("asyncio", "h11"),
+            websocket=True,
         ),
         SetupKind(
             "uvicorn-uvloop",
@@ -193,8 +200,9 @@ SETUPS: dict[str, SetupKind] = {
             "uvloop",
             keepalive=True,
             uses_threads=False,
-            notes="--loop uvloop --http httptools; --lifespan off",
+            notes="--loop uvloop --http httptools --ws wsproto; --lifespan off",
             argv=_uvicorn("uvloop", "httptools"),
+            websocket=True,
         ),
         SetupKind(
             "gunicorn-uvicorn",
@@ -207,6 +215,7 @@ SETUPS: dict[str, SetupKind] = {
             notes="gunicorn process management with the maintained uvicorn-worker package "
             "(asyncio loop, h11 parser, like the plain uvicorn setup)",
             argv=_gunicorn("uvicorn_worker.UvicornH11Worker"),
+            websocket=True,
         ),
         SetupKind(
             "gunicorn-asgi",
@@ -218,6 +227,7 @@ SETUPS: dict[str, SetupKind] = {
             uses_threads=False,
             notes="gunicorn 27's own ASGI worker, asyncio loop forced, lifespan off",
             argv=_gunicorn("asgi", "--asgi-loop", "asyncio", "--asgi-lifespan", "off"),
+            websocket=True,
         ),
         SetupKind(
             "daphne",
@@ -229,6 +239,7 @@ SETUPS: dict[str, SetupKind] = {
             uses_threads=False,
             notes="a single process: the workers option is fixed at 1",
             argv=_daphne,
+            websocket=True,
             max_workers=1,
         ),
         SetupKind(
@@ -263,6 +274,7 @@ SETUPS: dict[str, SetupKind] = {
             uses_threads=False,
             notes="pure-Python ASGI server (h11/h2)",
             argv=_hypercorn,
+            websocket=True,
         ),
     )
 }
@@ -277,6 +289,8 @@ class SetupConfig:
     workers: int
     threads: int
     sync_middleware: bool = False
+    # bench_site's middleware stack (bench_site.stacks): BENCH_MIDDLEWARE
+    middleware: str = "minimal"
 
     @property
     def spec(self) -> SetupKind:

@@ -2,8 +2,10 @@
 
 A slice: the arm's body checked (first slice, or after a restart), the load
 driver's window (settle, then a short window), the server's and generator's
-CPU over exactly that window, the flags, a drain, the slice appended to its
-cell and its latencies merged into the cell's histogram.
+CPU over exactly that window, with the server's own counters (requests, thread
+hops, Django's connects: bench_site.telemetry) and the connections the
+database server saw read at the same edges, the flags, a drain, the slice
+appended to its cell and its latencies merged into the cell's histogram.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from asyncbench.execute.checks import (
     repeat_flags,
 )
 from asyncbench.execute.database import django_env
+from asyncbench.execute.dbstats import ConnectionCounter
 from asyncbench.execute.groups import GroupState
 from asyncbench.execute.load import LoadGenerator, Measurement
 from asyncbench.execute.monitor import CoreMonitor, TreeMonitor, WindowUsage
@@ -32,10 +35,12 @@ from asyncbench.execute.processes import ProcessError
 from asyncbench.execute.servers import Drain, Server, ServerRequest, drain_server, start_servers, stop_server
 from asyncbench.execute.setups import SetupConfig
 from asyncbench.execute.target import Target, connect
+from asyncbench.execute.wscheck import check_ws_reply
 from asyncbench.model.histogram import Histogram
 from asyncbench.model.results import Cell
 from asyncbench.model.scenario import Scenario
 from asyncbench.render.progress import Progress
+from bench_site.telemetry import difference, read_counters
 
 
 @dataclass
@@ -64,6 +69,11 @@ class RunContext:
     checked: set[tuple[tuple[str, str], tuple[Any, ...]]] = field(default_factory=set)
     # run --target: setup name -> the existing deployment measured under that name (never started here)
     targets: dict[str, Target] = field(default_factory=dict)
+    # where the servers' counters go, a folder per start (<run>/telemetry/<setup>/<n>); None: off
+    telemetry: Path | None = None
+    # the database server's count of connections opened (asyncbench.execute.dbstats); None: not read
+    db_counter: ConnectionCounter | None = None
+    starts: dict[tuple[str, str], int] = field(default_factory=dict)  # servers started so far, per (setup, revision)
 
     def _request(self, config: SetupConfig, rev: str) -> ServerRequest:
         port = None
@@ -85,7 +95,19 @@ class RunContext:
             self.log_dir,
             port,
             self.scenario.app,
+            telemetry=self._telemetry_dir(config.name, rev),
         )
+
+    def _telemetry_dir(self, setup: str, rev: str) -> Path | None:
+        """A fresh folder per start: a window never spans a restart, so its
+        counts are the differences within one start's files; a new process
+        reusing an old pid cannot add to an old file."""
+        if self.telemetry is None:
+            return None
+        key = (setup, rev)
+        n = self.starts.get(key, 0)
+        self.starts[key] = n + 1
+        return self.telemetry / (f"{setup}-{rev}" if rev else setup) / str(n)
 
     def start(self, config: SetupConfig, rev: str) -> Server | None:
         return self.start_many([(config, rev)])[0]
@@ -182,7 +204,8 @@ def _prepare(item: Planned, ctx: RunContext) -> tuple[Cell, Server] | None:
         return None
     key = (item.setup, item.revision)
     if not cell.repeats or restarted or (key, item.cell_id) not in ctx.checked:
-        problem = check_body(item, server.port, ctx.references, origin=server.origin, prefix=server.prefix)
+        check = check_ws_reply if item.arm.protocol == "websocket" else check_body
+        problem = check(item, server.port, ctx.references, origin=server.origin, prefix=server.prefix)
         if problem and server.origin and "upstream unreachable" in problem:
             problem += (
                 " (an existing deployment calls its own upstream: start `python -m upstream` beside it and "
@@ -224,6 +247,7 @@ def measure_slice(
             arrival=load.arrival,
             connections=load.connections or None,
             request=_request(item),
+            protocol=item.arm.protocol,
         )
     except ProcessError as exc:
         window.abandon()
@@ -280,10 +304,26 @@ class _Window:
         self.ctx = ctx
         self.servers = servers
         self.got: dict[str, Any] = {}
+        self.counters: list[dict[str, int] | None] = []
+        self.db: int | None = None
+
+    def _db_read(self) -> int | None:
+        counter = self.ctx.db_counter
+        if counter is None:
+            return None
+        try:
+            return counter.read()
+        except Exception as exc:  # a restarted or unreachable database: the run goes on without the count
+            self.ctx.progress.note(f"database connection count no longer read: {type(exc).__name__}: {exc}")
+            self.ctx.db_counter = None
+            return None
 
     def start(self) -> None:
         for server in self.servers:
             server.monitor.begin()
+        # the counters at the same edges as server CPU
+        self.counters = [read_counters(s.telemetry) if s.telemetry is not None else None for s in self.servers]
+        self.db = self._db_read()
         if self.ctx.upstream_monitor is not None:
             self.ctx.upstream_monitor.begin()
         self.ctx.cores.begin()
@@ -293,6 +333,15 @@ class _Window:
 
     def end(self) -> None:
         self.got["server"] = [server.monitor.end() for server in self.servers]
+        self.got["counters"] = [
+            difference(read_counters(s.telemetry), before) if s.telemetry is not None and before is not None else None
+            for s, before in zip(self.servers, self.counters, strict=True)
+        ]
+        db = self._db_read()
+        # One database under several servers (an A/B joint window) cannot be
+        # split between them: the count is kept only for a window of one server.
+        one = len(self.servers) == 1
+        self.got["db"] = db - self.db if one and db is not None and self.db is not None else None
         up = self.ctx.upstream_monitor
         self.got["upstream"] = up.end() if up is not None else None
         self.got["cores"] = self.ctx.cores.end()
@@ -311,6 +360,8 @@ class _Window:
             generator_cores_busy_percent=self.got.get("cores"),
             generator_cpus=self.ctx.cores.cpus,
             server_cpus_busy_percent=self.got.get("server_cores"),
+            server_counters=self.got["counters"][i],
+            db_connections=self.got.get("db"),
         )
 
 

@@ -32,6 +32,7 @@ SCENARIO_WARN_ONLY = frozenset(
         "server_env",  # fault injection travels here: warned about loudly
         "cpu",  # pinning may change with the machine's core count
         "cpu_plan",
+        "telemetry",  # the servers' counters (a few memory writes per request) on one side only
         "database.url",  # host names differ between machines; never printed (credentials)
         "load.drain_timeout_s",
         "load.generator_cpu_limit",

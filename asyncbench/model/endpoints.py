@@ -117,6 +117,9 @@ class ArmSpec:
     path: str
     request: RequestSpec = field(default_factory=RequestSpec)
     identical_bodies: bool = True
+    # "websocket": a Channels consumer (bench_site's ws-* workloads), loaded by
+    # locustfiles/ws.py and checked by a message rather than a GET
+    protocol: str = "http"
 
 
 @dataclass(frozen=True)
@@ -129,7 +132,7 @@ class Catalog:
         own = self.endpoints.get(workload)
         if own is None:
             ep = endpoint(workload, variant)
-            return ArmSpec(ep.kind, ep.path)
+            return ArmSpec(ep.kind, ep.path, protocol=ep.protocol)
         v = own.variant(variant)
         return ArmSpec(v.kind, v.path, own.request(), own.identical_bodies)
 

@@ -24,6 +24,18 @@ Schema changelog (bump SCHEMA_VERSION on any incompatible change):
       not measured (never 0). Repeat.worker_cpu_percents: each load
       worker's own CPU over the slice's window (several with --workers), and
       worker_windows: each worker's view of that common window.
+      Repeat.server_counters: the server's own counters over the slice's
+      window (bench_site.telemetry: requests that reached Django,
+      sync_to_async and async_to_sync calls, Django's connection_created),
+      and db_connections: connections the database server saw opened in it
+      (PostgreSQL pg_stat_database.sessions, MariaDB Connections); both null
+      when not measured (run --no-telemetry, --target, SQLite's server side).
+      Run.profiles: profiling slices (run --profile; asyncbench.model.profiles),
+      extra windows with a sampling profiler attached, kept apart from the
+      cells and their statistics.
+      Run.latency: latency at the same load (asyncbench.model.latency), one
+      LatencyCurves per workload with its own `version`: open-model points at
+      fractions of each arm's capacity and at equal rates for every arm.
 """
 
 from __future__ import annotations
@@ -36,7 +48,9 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from asyncbench.model.latency import LatencyCurves, curves_from_dict
 from asyncbench.model.machine import Ceiling, Environment, flat
+from asyncbench.model.profiles import ProfileRecord, profile_from_dict
 
 if TYPE_CHECKING:
     from asyncbench.model.summary import CellSummary
@@ -126,6 +140,16 @@ class Repeat:
     # it saw it open, when its last tick ended; unix time, the master's clock),
     # in the same order; the window itself is [started_at, started_at + duration_s).
     worker_windows: tuple[tuple[float, float], ...] = ()
+    # The server's own counters over the window (bench_site.telemetry.COUNTERS:
+    # "requests" that reached Django, "sync_to_async" and "async_to_sync" calls,
+    # "db_connects" = Django's connection_created); None: not measured (run
+    # --no-telemetry, an existing deployment), never zeros.
+    server_counters: dict[str, int] | None = None
+    # Connections the database server saw opened in the window (PostgreSQL:
+    # pg_stat_database.sessions of the bench database; MariaDB: the global
+    # Connections status); None: not read (SQLite has no server; a window of
+    # several servers cannot be split between them).
+    db_connections: int | None = None
 
     @property
     def cpu_s_per_1k_requests(self) -> float | None:
@@ -261,6 +285,10 @@ class Run:
     cells: tuple[Cell, ...]
     notes: tuple[str, ...] = ()
     groups: tuple[GroupRecord, ...] = ()
+    # profiling slices: never cells, never in a statistic (asyncbench.model.profiles)
+    profiles: tuple[ProfileRecord, ...] = ()
+    # latency at the same load, per workload (asyncbench.model.latency); () before it existed
+    latency: tuple[LatencyCurves, ...] = ()
 
     def resources(self, setup: str) -> str:
         """Where a setup's server CPU and RSS came from: "local", "agent" or NOT_MEASURED."""
@@ -327,6 +355,9 @@ def from_dict(d: dict[str, Any]) -> Run:
     }
     d["cells"] = tuple(_cell(c) for c in d.get("cells", ()))
     d["groups"] = tuple(GroupRecord(**_known(GroupRecord, g)) for g in d.get("groups", ()))
+    d["profiles"] = tuple(profile_from_dict(p) for p in d.get("profiles") or ())
+    # a curve of a later section version is left out, the rest of the run still read
+    d["latency"] = tuple(c for c in (curves_from_dict(x) for x in d.get("latency") or ()) if c is not None)
     d["command"] = tuple(d.get("command", ()))
     d["notes"] = tuple(d.get("notes", ()))
     d["environment"] = Environment.from_dict(d.get("environment"))

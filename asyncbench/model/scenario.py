@@ -19,6 +19,8 @@ from typing import Any
 from asyncbench.execute.setups import SETUPS, SetupConfig
 from asyncbench.gate.config import REMOVED_GATE_KEYS, validate_gate_section
 from asyncbench.model.endpoints import AppConfig, Catalog, Endpoint, endpoint_users, parse_app, parse_endpoints
+from asyncbench.model.latency import LatencyConfig, parse_latency
+from asyncbench.model.profiles import ProfileConfig, parse_profile
 from asyncbench.model.scenario_keys import (
     CPU_KEYS,
     DB_KEYS,
@@ -34,7 +36,8 @@ from asyncbench.model.scenario_keys import (
     positive,
 )
 from asyncbench.model.scenario_keys import ScenarioError as ScenarioError  # noqa: PLC0414 (a re-export)
-from bench_site.registry import WORKLOADS
+from bench_site.registry import VARIANTS, WORKLOADS, unavailable
+from bench_site.stacks import DEFAULT_STACK, MIDDLEWARE_STACKS
 
 ROOT = Path(__file__).resolve().parents[2]
 SCENARIO_DIR = ROOT / "scenarios"
@@ -89,6 +92,11 @@ class LoadConfig:
     # group's arms, for a fixed number of blocks (min_blocks = max_blocks): one
     # restart per block serves the whole scenario, as the gate wants.
     interleave: str = "group"  # "group" | "run"
+    # "chosen": after the pilot blocks a group measures only the arms its
+    # ratios compare (the faster of two sync setups, say). "all": every arm,
+    # every block: for scenarios whose arms differ in ways no ratio names
+    # (middleware stacks, databases of one workload), each with its interval.
+    arms: str = "chosen"  # "chosen" | "all"
 
     @property
     def open_model(self) -> bool:
@@ -106,6 +114,10 @@ class WorkloadConfig:
     # params alone run at every level, so a concurrency axis and a sweep at
     # one level can share a scenario without the sweep's cost at every level.
     sweep_users: tuple[int, ...] | None = None
+    # The scenario's setups (by name) this workload runs on; () = every one.
+    # A scenario mixing WebSocket and HTTP workloads can so measure the
+    # WebSocket twins under daphne without running every HTTP arm there too.
+    setups: tuple[str, ...] = ()
 
     def param_sets(self, users: int | None = None) -> list[dict[str, int]]:
         """Fixed params combined with every point of the sweep (at `users`, when
@@ -119,9 +131,18 @@ class WorkloadConfig:
         return out
 
 
+# The databases a scenario may name, each with the URL schemes it accepts
+# (sqlite takes no URL: a file, `sqlite_path`).
+DATABASE_ENGINES: dict[str, tuple[str, ...]] = {
+    "sqlite": (),
+    "postgres": ("postgresql", "postgres"),
+    "mariadb": ("mysql", "mariadb"),
+}
+
+
 @dataclass(frozen=True)
 class DatabaseConfig:
-    engine: str = "sqlite"  # "sqlite" | "postgres"
+    engine: str = "sqlite"  # one of DATABASE_ENGINES
     url: str = ""
     rows: int = 100_000
     sqlite_path: str = ""
@@ -163,10 +184,17 @@ class Scenario:
     endpoints: tuple[Endpoint, ...] = ()
     # `[app]`: the project the setups serve instead of bench_site; None: bench_site
     app: AppConfig | None = None
+    # `[latency]`: latency at the same load after the groups (asyncbench.model.latency); None: off
+    latency: LatencyConfig | None = None
+    # `[profile]`: profiling slices after each group (asyncbench.model.profiles); None: no table
+    profile: ProfileConfig | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["workloads"] = {w["name"]: w for w in d["workloads"]}
+        for w in d["workloads"].values():
+            if not w["setups"]:  # absent when every setup, as before the key existed
+                del w["setups"]
         # the catalog a report or gate reads back (Catalog.from_resolved); recorded
         # only when there is one, so a run of built-in workloads compares with
         # a baseline recorded before endpoints existed (the gate's scenario check)
@@ -175,6 +203,14 @@ class Scenario:
             d["endpoints"] = {e["name"]: e for e in endpoints}
         if d["app"] is None:
             del d["app"]
+        for setup in d["setups"]:
+            # absent when the default, as before the option existed (the gate compares resolved scenarios)
+            if setup["middleware"] == DEFAULT_STACK:
+                del setup["middleware"]
+        if d["latency"] is None:  # absent, as before the phase existed (the gate compares resolved scenarios)
+            del d["latency"]
+        if d["profile"] is None:  # absent, as before profiling slices existed
+            del d["profile"]
         return d
 
     @property
@@ -195,6 +231,7 @@ class Scenario:
 ARRIVALS = ("uniform", "poisson")
 RESTARTS = ("never", "block")
 INTERLEAVES = ("group", "run")
+ARM_CHOICES = ("chosen", "all")
 
 
 def parse(data: dict[str, Any], *, source: str = "<scenario>") -> Scenario:
@@ -210,7 +247,7 @@ def parse(data: dict[str, Any], *, source: str = "<scenario>") -> Scenario:
     load = _load_config(data["load"])
     setups = _setups(data["setups"])
     endpoints = parse_endpoints(data.get("endpoints", {}))
-    workloads = _workloads(data["workloads"], [e.name for e in endpoints]) if "workloads" in data else ()
+    workloads = _workloads(data["workloads"], [e.name for e in endpoints], setups) if "workloads" in data else ()
     app = None
     if "app" in data:
         if workloads:
@@ -218,6 +255,12 @@ def parse(data: dict[str, Any], *, source: str = "<scenario>") -> Scenario:
                 f"workloads.{workloads[0].name}: the built-in workloads are bench_site's views, and [app] makes "
                 "the setups serve another project: declare [endpoints.<name>] for its views instead"
             )
+        for i, s in enumerate(setups):
+            if s.middleware != DEFAULT_STACK:
+                raise ScenarioError(
+                    f"setups[{i}].middleware: {s.middleware!r} chooses a stack of bench_site, and [app] makes "
+                    "the setups serve another project, whose own settings name its middleware"
+                )
         app = parse_app(data["app"], {SETUPS[s.kind].interface for s in setups})
     workloads = (
         *workloads,
@@ -227,6 +270,8 @@ def parse(data: dict[str, Any], *, source: str = "<scenario>") -> Scenario:
         ),
     )
     database = _database(data.get("database", {}))
+    _check_variants_run_here(workloads, setups, database)
+    _check_websocket(workloads, setups, load)
     upstream = _upstream(data.get("upstream", {}))
     cpu = _cpu(data.get("cpu", {}))
     gate = dict(data.get("gate", {}))
@@ -253,6 +298,8 @@ def parse(data: dict[str, Any], *, source: str = "<scenario>") -> Scenario:
         source=source,
         endpoints=endpoints,
         app=app,
+        latency=parse_latency(data["latency"], tuple(w.name for w in workloads)) if "latency" in data else None,
+        profile=parse_profile(data["profile"]) if "profile" in data else None,
     )
 
 
@@ -300,6 +347,8 @@ def _load_config(section: dict[str, Any]) -> LoadConfig:
         raise ScenarioError(f"load.restart: unknown {load.restart!r}; allowed: {', '.join(RESTARTS)}")
     if load.interleave not in INTERLEAVES:
         raise ScenarioError(f"load.interleave: unknown {load.interleave!r}; allowed: {', '.join(INTERLEAVES)}")
+    if load.arms not in ARM_CHOICES:
+        raise ScenarioError(f"load.arms: unknown {load.arms!r}; allowed: {', '.join(ARM_CHOICES)}")
     if load.interleave == "run" and load.min_blocks != load.max_blocks:
         raise ScenarioError(
             f"load.interleave = 'run' runs a fixed number of blocks: set load.min_blocks = load.max_blocks "
@@ -337,11 +386,18 @@ def _setups(section: list[Any]) -> tuple[SetupConfig, ...]:
         if s["name"] in names:
             raise ScenarioError(f"{where}.name: duplicate setup name {s['name']!r}")
         names.add(s["name"])
-        setups.append(SetupConfig(s["name"], kind, workers, threads, s.get("sync_middleware", False)))
+        middleware = s.get("middleware", DEFAULT_STACK)
+        if middleware not in MIDDLEWARE_STACKS:
+            raise ScenarioError(
+                f"{where}.middleware: unknown stack {middleware!r}; allowed: {', '.join(MIDDLEWARE_STACKS)}"
+            )
+        setups.append(SetupConfig(s["name"], kind, workers, threads, s.get("sync_middleware", False), middleware))
     return tuple(setups)
 
 
-def _workloads(section: dict[str, Any], endpoints: list[str]) -> tuple[WorkloadConfig, ...]:
+def _workloads(
+    section: dict[str, Any], endpoints: list[str], setups: tuple[SetupConfig, ...] = ()
+) -> tuple[WorkloadConfig, ...]:
     if not section:
         if endpoints:  # `--workloads` chose endpoints only
             return ()
@@ -359,7 +415,8 @@ def _workloads(section: dict[str, Any], endpoints: list[str]) -> tuple[WorkloadC
             raise ScenarioError(f"{where}: expected a table, got {w!r}")
         check_keys(where, w, WORKLOAD_KEYS)
         spec = WORKLOADS[wname]
-        variants: tuple[str, ...] = tuple(w.get("variants", spec.variants))
+        # Opt-in variants (async-native) only when named: see registry.Variant.opt_in.
+        variants: tuple[str, ...] = tuple(w.get("variants", spec.default_variants))
         if not variants:
             raise ScenarioError(f"{where}.variants: must not be empty; allowed: {', '.join(spec.variants)}")
         for v in variants:
@@ -379,15 +436,136 @@ def _workloads(section: dict[str, Any], endpoints: list[str]) -> tuple[WorkloadC
         sweep_users = int_list(f"{where}.sweep_users", w["sweep_users"], 1, 10_000) if "sweep_users" in w else None
         if sweep_users is not None and not sweep:
             raise ScenarioError(f"{where}.sweep_users: needs a sweep")
-        workloads.append(WorkloadConfig(wname, variants, params, sweep, w_users, sweep_users))
+        w_setups: tuple[str, ...] = ()
+        if "setups" in w:
+            names = [s.name for s in setups]
+            if not w["setups"] or not all(isinstance(x, str) for x in w["setups"]):
+                raise ScenarioError(
+                    f"{where}.setups: expected a non-empty list of setup names; allowed: {', '.join(names)}"
+                )
+            for x in w["setups"]:
+                if x not in names:
+                    raise ScenarioError(f"{where}.setups: unknown setup {x!r}; allowed: {', '.join(names)}")
+            w_setups = tuple(w["setups"])
+        workloads.append(WorkloadConfig(wname, variants, params, sweep, w_users, sweep_users, w_setups))
     return tuple(workloads)
+
+
+# A scenario's database.engine -> Django's connection.vendor (what the registry names).
+_VENDORS = {"sqlite": "sqlite", "postgres": "postgresql", "mariadb": "mysql"}
+
+
+# Why a WebSocket workload needs what it needs (the validator's messages).
+_WS_NEEDS_ASGI = (
+    "a WebSocket connection is held open and answered by a Channels consumer, which only an ASGI server runs "
+    "(WSGI has no WebSocket)"
+)
+
+
+def _check_websocket(workloads: tuple[WorkloadConfig, ...], setups: tuple[SetupConfig, ...], load: LoadConfig) -> None:
+    """Refuse a websocket workload (ws-echo, ws-broadcast) where it cannot be
+    measured: a setup that serves no WebSocket (every WSGI one; granian, run
+    with --no-ws), the open model (a fixed arrival rate of new requests, while
+    a WebSocket user holds one connection and sends in a closed loop), and
+    for ws-broadcast a server of several processes (its in-memory channel
+    layer is one room per process)."""
+    ws = [w for w in workloads if w.name in WORKLOADS and WORKLOADS[w.name].protocol == "websocket"]
+    if not ws:
+        return
+    name = ws[0].name
+    # Setups that serve no WebSocket simply measure no WebSocket arm (the plan
+    # names them, see `not_here`); a workload none of whose setups can is refused.
+    for w in ws:
+        mine = [s for s in setups if runs_on(w, s)]
+        if not any(SETUPS[s.kind].websocket for s in mine):
+            able = ", ".join(k for k, v in SETUPS.items() if v.websocket)
+            kinds = ", ".join(f"{s.name!r} ({SETUPS[s.kind].interface.upper()})" for s in mine)
+            raise ScenarioError(
+                f"{'workloads.' + w.name + '.setups' if w.setups else 'setups'}: none of {kinds} can serve "
+                f"workload {w.name!r}: {_WS_NEEDS_ASGI}; allowed for WebSocket workloads: {able}"
+            )
+    if load.open_model:
+        key = "load.rate" if load.rate else "load.rate_fraction"
+        raise ScenarioError(
+            f"{key}: workload {name!r} is a WebSocket workload, measured closed loop only (each user holds one "
+            "connection and sends its next message when the reply comes); remove the rate or the workload"
+        )
+    for w in ws:
+        if w.name != "ws-broadcast":
+            continue
+        for i, s in enumerate(setups):
+            if SETUPS[s.kind].websocket and SETUPS[s.kind].max_workers != 1 and s.workers != 1:
+                raise ScenarioError(
+                    f"setups[{i}].workers: workload 'ws-broadcast' needs one server process (workers = 1, got "
+                    f"{s.workers}{' = one per CPU' if s.workers == 0 else ''}): its in-memory channel layer is one "
+                    "room per process"
+                )
+
+
+def _check_variants_run_here(
+    workloads: tuple[WorkloadConfig, ...], setups: tuple[SetupConfig, ...], database: DatabaseConfig
+) -> None:
+    """Refuse a variant that cannot run on the scenario's database or under
+    one of its setups (async-native: PostgreSQL and ASGI only), before
+    anything starts, rather than a body check failing on a 501."""
+    vendor = _VENDORS.get(database.engine, database.engine)
+    for w in workloads:
+        if w.name not in WORKLOADS:  # a scenario's own endpoint: its variants are its own
+            continue
+        for v in w.variants:
+            reason = unavailable(v, database=vendor)
+            if reason is not None:
+                raise ScenarioError(
+                    f"workloads.{w.name}.variants: {reason}; database.engine is {database.engine!r} "
+                    "(use --db postgres, or drop the variant)"
+                )
+            # a setup it cannot run under measures the workload's other
+            # variants (the plan names what it leaves out); none at all is refused
+            reasons = [unavailable(v, interface=SETUPS[s.kind].interface) for s in setups]
+            if setups and all(r is not None for r in reasons):
+                kinds = ", ".join(f"{s.name!r} ({SETUPS[s.kind].interface.upper()})" for s in setups)
+                raise ScenarioError(
+                    f"workloads.{w.name}.variants: {reasons[0]}; no setup can run it: {kinds} "
+                    "(add an ASGI setup, or drop the variant)"
+                )
+
+
+def runs_on(workload: WorkloadConfig, setup: SetupConfig) -> bool:
+    """Whether the scenario asks for `workload` on `setup` (its `setups` key)."""
+    return not workload.setups or setup.name in workload.setups
+
+
+def not_here(setup: SetupConfig, workload: str, variant: str) -> str | None:
+    """Why the arm (setup, workload, variant) is not measured, or None when it is.
+
+    A WebSocket workload under a server without WebSocket, a variant under an
+    interface it cannot run under (async-native under WSGI): the scenario
+    keeps the setup for its other arms, and the plan names what it leaves out.
+    """
+    spec = SETUPS.get(setup.kind)
+    wl = WORKLOADS.get(workload)
+    if wl is None or spec is None:  # a scenario's own endpoint; an existing deployment (--target)
+        return None
+    if wl.protocol == "websocket" and not spec.websocket:
+        why = "WSGI has no WebSocket" if spec.interface == "wsgi" else f"{setup.kind} is started without WebSocket"
+        return f"{workload} not under {setup.name} ({why})"
+    if variant in VARIANTS:
+        reason = unavailable(variant, interface=spec.interface)
+        if reason is not None:
+            return f"{workload}/{variant} not under {setup.name} ({spec.interface.upper()})"
+    return None
 
 
 def _database(section: dict[str, Any]) -> DatabaseConfig:
     check_keys("database", section, DB_KEYS)
     db = DatabaseConfig(**section)
-    if db.engine not in ("sqlite", "postgres"):
-        raise ScenarioError(f"database.engine: unknown {db.engine!r}; allowed: sqlite, postgres")
+    if db.engine not in DATABASE_ENGINES:
+        raise ScenarioError(f"database.engine: unknown {db.engine!r}; allowed: {', '.join(DATABASE_ENGINES)}")
+    schemes = DATABASE_ENGINES[db.engine]
+    if db.url and schemes and db.url.split("://", 1)[0] not in schemes:
+        raise ScenarioError(
+            f"database.url: {db.engine} needs a {' or '.join(f'{x}://' for x in schemes)} URL, got {db.url!r}"
+        )
     if db.rows < 100:
         raise ScenarioError(f"database.rows: must be >= 100, got {db.rows}")
     return db
@@ -422,6 +600,8 @@ def resolve_path(name_or_path: str) -> Path:
 
 
 DEFAULT_PG_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+# The runner creates this database when it is missing (see execute/database.py).
+DEFAULT_MARIADB_URL = "mysql://root@127.0.0.1:3306/bench"
 
 
 @dataclass(frozen=True)
@@ -437,8 +617,10 @@ class Overrides:
     workers: int | None = None  # load workers on this machine (`--workers`; `--processes` is deprecated)
     setups: tuple[str, ...] | None = None
     workloads: tuple[str, ...] | None = None
-    db: str | None = None  # sqlite | postgres | a postgresql:// URL
+    variants: tuple[str, ...] | None = None  # each workload's variants, among those it has
+    db: str | None = None  # sqlite | postgres | mariadb | a postgresql:// or mysql:// URL
     rows: int | None = None
+    profile: bool = False  # `run --profile`: profiling slices on, the scenario's [profile] settings kept
 
 
 def apply_overrides(data: dict[str, Any], o: Overrides) -> dict[str, Any]:
@@ -478,19 +660,55 @@ def apply_overrides(data: dict[str, Any], o: Overrides) -> dict[str, Any]:
         data["endpoints"] = {n: eps[n] for n in o.workloads if n in eps}
         if not data["workloads"] and data["endpoints"]:
             del data["workloads"]
+    if o.variants:
+        _override_variants(data, o.variants)
     if o.db:
         d = data.setdefault("database", {})
         if o.db == "sqlite":
             d["engine"] = "sqlite"
         elif o.db in ("postgres", "postgresql"):
-            d["engine"], d["url"] = "postgres", d.get("url") or DEFAULT_PG_URL
+            own = d.get("url") if d.get("engine") == "postgres" else None
+            d["engine"], d["url"] = "postgres", own or DEFAULT_PG_URL
         elif o.db.startswith(("postgres://", "postgresql://")):
             d["engine"], d["url"] = "postgres", o.db
+        elif o.db in ("mariadb", "mysql"):
+            own = d.get("url") if d.get("engine") == "mariadb" else None
+            d["engine"], d["url"] = "mariadb", own or DEFAULT_MARIADB_URL
+        elif o.db.startswith(("mysql://", "mariadb://")):
+            d["engine"], d["url"] = "mariadb", o.db
         else:
-            raise ScenarioError(f"--db: unknown {o.db!r}; allowed: sqlite, postgres, or a postgresql:// URL")
+            raise ScenarioError(
+                f"--db: unknown {o.db!r}; allowed: sqlite, postgres, mariadb, or a postgresql:// or mysql:// URL"
+            )
     if o.rows:
         data.setdefault("database", {})["rows"] = o.rows
+    if o.profile:
+        profile = data.setdefault("profile", {})
+        if isinstance(profile, dict):  # (anything else is refused, naming the key, by validation)
+            profile["enabled"] = True
     return data
+
+
+def _override_variants(data: dict[str, Any], variants: tuple[str, ...]) -> None:
+    """`--variants`: each built-in workload measures those of `variants` it has
+    (so `--workloads noio,orm --variants sync,async-native` gives noio its
+    sync arm only); a workload with none of them, or a variant no workload
+    has, is an error naming the allowed ones."""
+    workloads = {n: w for n, w in data.get("workloads", {}).items() if n in WORKLOADS and isinstance(w, dict)}
+    for name, w in workloads.items():
+        chosen = [v for v in variants if v in WORKLOADS[name].variants]
+        if not chosen:
+            raise ScenarioError(
+                f"--variants: workload {name!r} has none of {', '.join(variants)}; "
+                f"allowed: {', '.join(WORKLOADS[name].variants)}"
+            )
+        w["variants"] = chosen
+    for v in variants:
+        if not any(v in WORKLOADS[n].variants for n in workloads):
+            allowed = sorted({x for n in workloads for x in WORKLOADS[n].variants})
+            raise ScenarioError(
+                f"--variants: no workload of this run has {v!r} ({', '.join(workloads)}); allowed: {', '.join(allowed)}"
+            )
 
 
 def load(name_or_path: str, overrides: Overrides | None = None) -> Scenario:

@@ -29,6 +29,10 @@ TOP_KEYS: Mapping[str, type] = {
     # a scenario's own view pairs and the project serving them: asyncbench.model.endpoints
     "endpoints": dict,
     "app": dict,
+    # latency at the same load: asyncbench.model.latency
+    "latency": dict,
+    # profiling slices after each group: asyncbench.model.profiles
+    "profile": dict,
 }
 LOAD_KEYS: Mapping[str, type] = {
     "users": list,
@@ -43,6 +47,7 @@ LOAD_KEYS: Mapping[str, type] = {
     "workers": int,
     "processes": int,  # deprecated: the old name of `workers`
     "drain_timeout_s": float,
+    "arms": str,
     "generator_cpu_limit": float,
     "ceiling_fraction": float,
     "unstable_cv": float,
@@ -53,13 +58,22 @@ LOAD_KEYS: Mapping[str, type] = {
     "restart": str,
     "interleave": str,
 }
-SETUP_KEYS: Mapping[str, type] = {"name": str, "kind": str, "workers": int, "threads": int, "sync_middleware": bool}
+SETUP_KEYS: Mapping[str, type] = {
+    "name": str,
+    "kind": str,
+    "workers": int,
+    "threads": int,
+    "sync_middleware": bool,
+    # the middleware stack: bench_site.stacks.MIDDLEWARE_STACKS
+    "middleware": str,
+}
 WORKLOAD_KEYS: Mapping[str, type] = {
     "variants": list,
     "params": dict,
     "sweep": dict,
     "sweep_users": list,
     "users": list,
+    "setups": list,
 }
 DB_KEYS: Mapping[str, type] = {"engine": str, "url": str, "rows": int, "sqlite_path": str}
 UPSTREAM_KEYS: Mapping[str, type] = {"delay_ms": int, "jitter_ms": int, "error_rate": float}

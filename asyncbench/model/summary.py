@@ -6,7 +6,10 @@ A cell's repeats are its slices (version 2: one short window per block;
 version 1: one long window per repeat). Throughput is the mean of the slices
 with a 95% t-interval; CPU per request comes from totals; percentiles come
 from the merged histogram with their sample count, or in version-1 files
-(no histogram) from the median of the repeats' percentiles.
+(no histogram) from the median of the repeats' percentiles. The server's own
+counters (thread hops, Django's connects, the database's connections) are
+per request from totals over the slices that have them (total / total, like
+CPU: a short slice weighs what its requests weigh).
 
 `Cell.summary` builds it on first use and keeps it on the (frozen) cell.
 """
@@ -15,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from statistics import fmean, median
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from asyncbench.analysis.intervals import mean_interval
 from asyncbench.analysis.stats import cv
@@ -83,6 +86,20 @@ class CellSummary:
     flagged: bool
     excluded: bool  # left out of verdicts (flags.POLICY)
     lower_bound: bool  # its throughput is a lower bound (generator-bound)
+    # From the server's counters (Repeat.server_counters), None when no slice has them:
+    served: int | None = None  # requests that reached Django in the windows (the server's count)
+    sync_to_async_per_request: float | None = None
+    async_to_sync_per_request: float | None = None
+    django_connects_per_1k: float | None = None  # connection_created (PostgreSQL's pool: checkouts)
+    # connections the database server saw opened, per 1,000 served requests (None on SQLite)
+    db_connections_per_1k: float | None = None
+
+    @property
+    def hops_per_request(self) -> float | None:
+        """Thread hops: sync_to_async and async_to_sync calls per request."""
+        if self.sync_to_async_per_request is None or self.async_to_sync_per_request is None:
+            return None
+        return self.sync_to_async_per_request + self.async_to_sync_per_request
 
 
 def _percentiles(cell: Cell) -> tuple[list[float | None], int]:
@@ -113,6 +130,32 @@ def _cpu(cell: Cell) -> tuple[float | None, float | None, float | None]:
     # slow slice with few requests must not weigh as much as a full one).
     half = (per.hi - per.lo) / 2.0
     return point, max(0.0, point - half), point + half
+
+
+def _counted(cell: Cell) -> dict[str, Any]:
+    """The counters per request, from totals over the slices that have them
+    (CellSummary's fields of the same names; none when no slice has them)."""
+    reps = [r for r in cell.repeats if r.server_counters is not None]
+    served = sum((r.server_counters or {}).get("requests", 0) for r in reps)
+    if not reps:
+        return {}
+
+    def per(name: str, scale: float = 1.0) -> float | None:
+        total = sum((r.server_counters or {}).get(name, 0) for r in reps)
+        return total / served * scale if served else None
+
+    # the database's count only from slices that read it, over their own requests
+    with_db = [r for r in reps if r.db_connections is not None]
+    db_served = sum((r.server_counters or {}).get("requests", 0) for r in with_db)
+    return {
+        "served": served,
+        "sync_to_async_per_request": per("sync_to_async"),
+        "async_to_sync_per_request": per("async_to_sync"),
+        "django_connects_per_1k": per("db_connects", 1000.0),
+        "db_connections_per_1k": (
+            sum(r.db_connections or 0 for r in with_db) / db_served * 1000.0 if with_db and db_served else None
+        ),
+    }
 
 
 def summarize(cell: Cell) -> CellSummary:
@@ -154,4 +197,5 @@ def summarize(cell: Cell) -> CellSummary:
         flagged=flags.is_flagged(cell),
         excluded=flags.is_excluded(cell),
         lower_bound=flags.is_lower_bound(cell),
+        **_counted(cell),
     )

@@ -51,6 +51,15 @@ CSV_COLUMNS = (
     "rps_repeats",
     "path",
     "key",
+    # the server's own counters (blank: not measured): requests that reached
+    # Django, thread hops per request, Django's connects and the database
+    # server's connections per 1,000 of those requests
+    "served",
+    "hops_per_request",
+    "sync_to_async_per_request",
+    "async_to_sync_per_request",
+    "django_connects_per_1k",
+    "db_connections_per_1k",
 )
 
 
@@ -96,6 +105,12 @@ def cell_row(c: Cell, resources: str = "local") -> dict[str, Any]:
         "rps_repeats": ";".join(repr(x) for x in c.throughputs),
         "path": c.path,
         "key": c.key,
+        "served": s.served,
+        "hops_per_request": s.hops_per_request,
+        "sync_to_async_per_request": s.sync_to_async_per_request,
+        "async_to_sync_per_request": s.async_to_sync_per_request,
+        "django_connects_per_1k": s.django_connects_per_1k,
+        "db_connections_per_1k": s.db_connections_per_1k,
     }
     if resources == NOT_MEASURED:
         row.update(dict.fromkeys(RESOURCE_COLUMNS, NOT_MEASURED))

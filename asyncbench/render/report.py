@@ -3,15 +3,18 @@
 `write_report(run, out_dir)` regenerates both without measuring anything; the
 runner calls it at the end of a run and `runner.py report RUN_DIR` calls it
 on an old results file. The page is `SECTIONS` in order, numbered as they
-come: verdicts first, then the evidence (throughput, latency, heat map, cost,
+come: the article's claims checked, the verdicts, then the evidence (throughput, latency, heat map, cost,
 model lines), then what could make a number wrong (flags, missing cells),
 then the run itself and every number. Each section is a function returning
 the context of its template, `templates/sections/<id>.html.j2`.
+
+Other runs given as `evidence` (other databases) feed only the claims
+section; every other section describes `run` alone.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -22,10 +25,11 @@ from markupsafe import Markup
 from asyncbench.analysis.selection import usable_cells, workload_order
 from asyncbench.analysis.verdict import Verdict, verdicts
 from asyncbench.model.results import Run
-from asyncbench.render import sections, sections_facts, text
+from asyncbench.render import claims, sections, sections_facts, sections_profile, text
 from asyncbench.render.cells import PlannedCell, missing_cells, planned_cells
 from asyncbench.render.csv import CSV_NAME, cells_csv
 from asyncbench.render.html import render
+from asyncbench.render.sections_latency import latency_load
 
 HTML_NAME = "index.html"
 TITLE = "Where async pays off in Django"
@@ -37,6 +41,7 @@ class Page:
 
     run: Run
     csv_text: str
+    evidence: tuple[Run, ...] = ()  # other runs the claims section may use
 
     @cached_property
     def verdicts(self) -> list[Verdict]:
@@ -64,11 +69,14 @@ class Section:
 
 
 SECTIONS: tuple[Section, ...] = (
+    Section("claims", "The article's claims, checked", "Claims", claims.section),
     Section("verdicts", "Verdicts", "Verdicts", sections.verdicts),
     Section("throughput", "Throughput vs concurrency", "Throughput", sections.throughput),
     Section("latency", "Latency vs concurrency", "Latency", sections.latency),
+    Section("latency-load", "Latency at the same load", "Same load", latency_load),
     Section("heatmap", "Speed-up heat map", "Heat map", sections.heatmap),
     Section("cost", "Cost", "Cost", sections.cost),
+    Section("profile", "Where the time goes", "Where the time goes", sections_profile.where_time_goes),
     Section("model", "Model lines", "Model lines", sections.model),
     Section("flags", "Flags and missing cells", "Flags", sections_facts.flags_section),
     Section("run", "The run", "The run", sections_facts.the_run),
@@ -85,9 +93,9 @@ class _Rendered:
     body: Markup
 
 
-def render_report(run: Run, *, csv_text: str | None = None) -> str:
-    """The whole page as a string."""
-    page = Page(run, cells_csv(run) if csv_text is None else csv_text)
+def render_report(run: Run, *, csv_text: str | None = None, evidence: Sequence[Run] = ()) -> str:
+    """The whole page as a string; `evidence`: other runs for the claims section."""
+    page = Page(run, cells_csv(run) if csv_text is None else csv_text, tuple(evidence))
     rendered = [
         _Rendered(s.id, n, s.title, s.toc, render(f"sections/{s.id}.html.j2", **s.context(page)))
         for n, s in enumerate(SECTIONS, start=1)
@@ -110,14 +118,14 @@ def render_report(run: Run, *, csv_text: str | None = None) -> str:
     )
 
 
-def write_report(run: Run, out_dir: Path) -> Path:
+def write_report(run: Run, out_dir: Path, *, evidence: Sequence[Run] = ()) -> Path:
     """Write index.html and cells.csv into out_dir; return the page's path."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     csv_text = cells_csv(run)
     (out_dir / CSV_NAME).write_text(csv_text, encoding="utf-8")
     path = out_dir / HTML_NAME
-    path.write_text(render_report(run, csv_text=csv_text), encoding="utf-8")
+    path.write_text(render_report(run, csv_text=csv_text, evidence=evidence), encoding="utf-8")
     return path
 
 

@@ -22,7 +22,7 @@ from asyncbench.analysis.verdict import OUTCOME_COSTS, OUTCOME_PAYS_OFF
 from asyncbench.model import flags
 from asyncbench.model.flags import InVerdicts
 from asyncbench.model.results import NOT_MEASURED, Cell, Run
-from asyncbench.render import charts_cells, charts_verdict, text
+from asyncbench.render import charts_cells, charts_verdict, connections, indexes, text
 from asyncbench.render.format import MISSING, fmt, fmt_level, fmt_ms, fmt_pct, fmt_precision, fmt_ratio, fmt_rps
 from asyncbench.render.html import TableCell, table_html
 from asyncbench.render.sections_facts import verdict_policy
@@ -100,6 +100,11 @@ def _repeats(run: Run) -> int:
 
 def verdicts(page: Page) -> Context:
     out = []
+    # What each index buys: shown once per control, under the control's verdict
+    # (json-noindex), where its notes compare it with each indexed twin.
+    index_tables = {
+        control: indexes.table(page.run, control, treated) for control, treated in indexes.families(page.run)
+    }
     for v in page.verdicts:
         out.append(
             {
@@ -110,6 +115,7 @@ def verdicts(page: Page) -> Context:
                 "claim": text.claim(v),
                 "flagged": "; ".join(text.excluded_names(v)),
                 "notes": text.notes(v),
+                "index_table": index_tables.get(v.workload, ""),
                 "chart": Markup(charts_verdict.verdict_chart(v) or ""),
                 "table": _level_table(v.levels, "users") if v.levels else "",
                 "delay_chart": Markup(charts_verdict.verdict_chart(v, along="delay_ms") or "")
@@ -150,6 +156,9 @@ def cost(page: Page) -> Context:
         "rss": Markup(charts_cells.rss_chart(page.run) or ""),
         # existing deployments without a resource agent: absent from the figures, not zero
         "not_measured": ", ".join(unmeasured),
+        # the servers' own counters: thread hops and database connections per arm
+        "counters": connections.table(page.run),
+        "contrasts": connections.contrasts(page.run),
     }
 
 

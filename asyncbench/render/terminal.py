@@ -3,13 +3,16 @@
 `terminal_summary` is plain text, fixed width, no colour codes: it often lands
 in CI logs, and the committed golden text is this form. `print_summary` draws
 the table with rich when the stream is an interactive terminal and prints the
-plain text otherwise. The runner prints the report's path after it.
+plain text otherwise. The runner prints the report's path after it. When
+the servers' counters were measured, a second table follows: thread hops and
+database connections per arm (asyncbench.render.connections).
 """
 
 from __future__ import annotations
 
 import sys
 import textwrap
+from collections.abc import Sequence
 from typing import TextIO
 
 from rich.console import Console
@@ -17,7 +20,7 @@ from rich.table import Table
 
 from asyncbench.analysis.verdict import verdicts
 from asyncbench.model.results import Run
-from asyncbench.render import text
+from asyncbench.render import claims, connections, text
 from asyncbench.render.cells import missing_cells, sorted_cells
 from asyncbench.render.format import MISSING, fmt, fmt_level, fmt_pct
 
@@ -26,7 +29,7 @@ HEADER = ("setup", "workload", "variant", "users", "req/s", "± 95% CI", "p50 ms
 RIGHT = {3, 4, 5, 6, 7}  # numeric columns
 
 
-def _verdict_lines(run: Run, width: int) -> list[str]:
+def _verdict_lines(run: Run, width: int, evidence: Sequence[Run] = ()) -> list[str]:
     lines: list[str] = []
     if not run.complete:
         lines.append(
@@ -37,6 +40,10 @@ def _verdict_lines(run: Run, width: int) -> list[str]:
         lines.extend(textwrap.wrap(line, width=width))
     if run.environment.targets:
         lines.append("")
+    lines.append("The article's claims, checked")
+    for line in claims.terminal_lines(run, evidence):
+        lines.extend(textwrap.wrap(line, width=width, initial_indent="  ", subsequent_indent="     "))
+    lines.append("")
     lines.append("Verdicts")
     vs = verdicts(run)
     for v in vs:
@@ -74,8 +81,8 @@ def _rows(run: Run) -> list[tuple[str, ...]]:
     return rows
 
 
-def terminal_summary(run: Run, *, width: int = WIDTH) -> str:
-    lines = _verdict_lines(run, width)
+def terminal_summary(run: Run, *, width: int = WIDTH, evidence: Sequence[Run] = ()) -> str:
+    lines = _verdict_lines(run, width, evidence)
     lines.append("")
     rows = _rows(run)
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(HEADER)]
@@ -86,17 +93,20 @@ def terminal_summary(run: Run, *, width: int = WIDTH) -> str:
     lines.append(line(HEADER))
     lines.append("  ".join("-" * w for w in widths))
     lines.extend(line(r) for r in rows)
+    counted = connections.terminal_lines(run)
+    if counted:
+        lines.extend(["", *counted])
     return "\n".join(lines)
 
 
-def print_summary(run: Run, *, stream: TextIO | None = None) -> None:
+def print_summary(run: Run, *, stream: TextIO | None = None, evidence: Sequence[Run] = ()) -> None:
     """The summary on `stream` (stdout): a rich table on a terminal, the plain text otherwise."""
     out = stream or sys.stdout
     if not out.isatty():
-        print(terminal_summary(run), file=out)
+        print(terminal_summary(run, evidence=evidence), file=out)
         return
     console = Console(file=out)
-    for line in _verdict_lines(run, min(WIDTH, console.width)):
+    for line in _verdict_lines(run, min(WIDTH, console.width), evidence):
         console.print(line, markup=False, highlight=False)
     table = Table(box=None, header_style="bold")
     for i, h in enumerate(HEADER):
@@ -104,3 +114,8 @@ def print_summary(run: Run, *, stream: TextIO | None = None) -> None:
     for r in _rows(run):
         table.add_row(*r, style="red" if r[-1] else None)
     console.print(table)
+    counted = connections.terminal_lines(run)
+    if counted:
+        console.print()
+        for line in counted:
+            console.print(line, markup=False, highlight=False)

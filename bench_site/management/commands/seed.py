@@ -9,6 +9,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError
 
 from bench_site.seeding import seed
+from bench_site.sessions import seed_session
 
 
 def _positive(text: str) -> int:
@@ -21,7 +22,8 @@ def _positive(text: str) -> int:
 class Command(BaseCommand):
     help = (
         "Load deterministic rows into Item and ItemNoIndex (idempotent: tables that "
-        "already hold exactly those rows are left alone). Runs ANALYZE on PostgreSQL."
+        "already hold exactly those rows are left alone). Runs ANALYZE on PostgreSQL. "
+        "Writes the logged-in session the startproject and async-native middleware stacks are loaded with."
     )
 
     def add_arguments(self, parser: ArgumentParser) -> None:
@@ -34,6 +36,10 @@ class Command(BaseCommand):
             wrote = seed(rows=options["rows"], batch=options["batch"], progress=self.stdout.write)
         except ValueError as exc:
             raise CommandError(str(exc)) from exc
+        # Every run, not only when rows were written: the session is encoded
+        # with this checkout's SECRET_KEY, which a database may predate.
+        seed_session()
+        self.stdout.write("logged-in session of the startproject and async-native stacks written")
         verb = "seeded" if wrote else "already seeded"
         self.stdout.write(
             self.style.SUCCESS(f"{verb}: {options['rows']} rows per table in {time.perf_counter() - started:.1f} s")
