@@ -383,3 +383,33 @@ def test_results_without_counters_read_as_not_measured_and_round_trip(tmp_path: 
     assert all(c.summary.served is None and c.summary.hops_per_request is None for c in old.cells)
     assert connections.rows(old) == [] and "Server counters" not in terminal_summary(old)
     assert 'id="connections"' not in render_report(old)
+
+
+def test_loop_lag_thread_wait_and_gc_per_request_from_the_counters() -> None:
+    cell = _with_counters(
+        make_cell("uvicorn", "noio", "async", 32, [900, 950, 1000]),
+        # per request: 7 hops waiting 30 µs each, 0.05 lag samples of 2 ms each, 4 µs of GC
+        {
+            "sync_to_async": 7.0,
+            "thread_wait_ns": 7 * 30_000.0,
+            "loop_lag_samples": 0.05,
+            "loop_lag_ns": 0.05 * 2_000_000,
+            "gc_pause_ns": 4_000.0,
+        },
+    )
+    worst = [3_000_000, 9_000_000, 5_000_000]
+    cell = replace(
+        cell,
+        repeats=tuple(
+            replace(r, server_counters={**(r.server_counters or {}), "loop_lag_max_ns": w})
+            for r, w in zip(cell.repeats, worst, strict=True)
+        ),
+    )
+    s = cell.summary
+    assert s.thread_wait_us_per_hop is not None and abs(s.thread_wait_us_per_hop - 30.0) < 0.1
+    assert s.loop_lag_mean_ms is not None and abs(s.loop_lag_mean_ms - 2.0) < 0.05
+    assert s.loop_lag_max_ms == 9.0  # the worst window's, not a sum
+    assert s.gc_pause_us_per_request is not None and abs(s.gc_pause_us_per_request - 4.0) < 0.01
+    # a WSGI cell has no loop: its lag is not 0 but absent
+    wsgi = _with_counters(make_cell("gunicorn-gthread", "noio", "sync", 32, [5000, 5100, 5200]), {})
+    assert wsgi.summary.loop_lag_mean_ms is None and connections.lag(None, None) == "–"

@@ -93,6 +93,14 @@ class CellSummary:
     django_connects_per_1k: float | None = None  # connection_created (PostgreSQL's pool: checkouts)
     # connections the database server saw opened, per 1,000 served requests (None on SQLite)
     db_connections_per_1k: float | None = None
+    # How long a sync_to_async call waited for its thread to start it (µs, mean per hop)
+    thread_wait_us_per_hop: float | None = None
+    # The event loop's lag (ASGI): mean over the sampler's wake-ups, and the
+    # largest in any window (ms); None under WSGI (no loop) or without counters
+    loop_lag_mean_ms: float | None = None
+    loop_lag_max_ms: float | None = None
+    # The cyclic GC's pauses per request (µs)
+    gc_pause_us_per_request: float | None = None
 
     @property
     def hops_per_request(self) -> float | None:
@@ -136,9 +144,18 @@ def _counted(cell: Cell) -> dict[str, Any]:
     """The counters per request, from totals over the slices that have them
     (CellSummary's fields of the same names; none when no slice has them)."""
     reps = [r for r in cell.repeats if r.server_counters is not None]
-    served = sum((r.server_counters or {}).get("requests", 0) for r in reps)
+    # an HTTP request or a WebSocket message answered: one of the two is 0 in a cell
+    served = sum(
+        (r.server_counters or {}).get("requests", 0) + (r.server_counters or {}).get("ws_messages", 0) for r in reps
+    )
     if not reps:
         return {}
+
+    def total(name: str) -> int:
+        return sum((r.server_counters or {}).get(name, 0) for r in reps)
+
+    s2a, lag_samples = total("sync_to_async"), total("loop_lag_samples")
+    lagged = [r for r in reps if (r.server_counters or {}).get("loop_lag_samples", 0) > 0]
 
     def per(name: str, scale: float = 1.0) -> float | None:
         total = sum((r.server_counters or {}).get(name, 0) for r in reps)
@@ -155,6 +172,12 @@ def _counted(cell: Cell) -> dict[str, Any]:
         "db_connections_per_1k": (
             sum(r.db_connections or 0 for r in with_db) / db_served * 1000.0 if with_db and db_served else None
         ),
+        "thread_wait_us_per_hop": total("thread_wait_ns") / s2a / 1000.0 if s2a else None,
+        "loop_lag_mean_ms": total("loop_lag_ns") / lag_samples / 1e6 if lag_samples else None,
+        "loop_lag_max_ms": (
+            max((r.server_counters or {}).get("loop_lag_max_ns", 0) for r in lagged) / 1e6 if lagged else None
+        ),
+        "gc_pause_us_per_request": total("gc_pause_ns") / served / 1000.0 if served else None,
     }
 
 

@@ -38,6 +38,9 @@ HEADER = (
     "a2s/req",
     "Django connects/1k",
     "DB connections/1k",
+    "thread wait µs/hop",
+    "loop lag mean / max ms",
+    "GC µs/req",
 )
 
 # Twins whose connections per 1,000 requests differ by this factor and by at
@@ -45,6 +48,13 @@ HEADER = (
 # per request apart, the gap is too small to explain a throughput difference.
 CONTRAST_FACTOR = 2.0
 CONTRAST_MIN_PER_1K = 100.0
+
+
+def lag(mean_ms: float | None, max_ms: float | None) -> str:
+    """The event loop's lag as "mean / max" (ms); "–" without a loop (WSGI)."""
+    if mean_ms is None:
+        return "–"
+    return f"{fmt(mean_ms)} / {fmt(max_ms)}"
 
 
 @dataclass(frozen=True)
@@ -65,6 +75,9 @@ class Row:
             fmt(s.async_to_sync_per_request),
             fmt(s.django_connects_per_1k),
             fmt(s.db_connections_per_1k),
+            fmt(s.thread_wait_us_per_hop),
+            lag(s.loop_lag_mean_ms, s.loop_lag_max_ms),
+            fmt(s.gc_pause_us_per_request),
         )
 
 
@@ -164,6 +177,9 @@ def table(run: Run) -> Markup:
                 (t[7], s.async_to_sync_per_request),
                 (t[8], s.django_connects_per_1k),
                 (t[9], s.db_connections_per_1k),
+                (t[10], s.thread_wait_us_per_hop),
+                (t[11], s.loop_lag_mean_ms),
+                (t[12], s.gc_pause_us_per_request),
             ]
         )
         classes.append("flagged" if s.flagged else None)

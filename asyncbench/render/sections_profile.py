@@ -18,6 +18,7 @@ from asyncbench.analysis.cpu_split import DJANGO, OTHER, PART_LABELS, PARTS, SER
 from asyncbench.model.profiles import PROFILE_OK
 from asyncbench.model.summary import params_label, users_label
 from asyncbench.render.charts_profile import split_chart
+from asyncbench.render.connections import lag
 from asyncbench.render.format import fmt, fmt_ms
 from asyncbench.render.html import TableCell, table_html
 from asyncbench.render.text import workload_label, workload_title
@@ -66,6 +67,15 @@ def sentence(a: ArmSplit, ref: ArmSplit) -> str:
             f". Thread hops (sync_to_async + async_to_sync) per request: {fmt(a.hops_per_request)} "
             f"against {fmt(ref.hops_per_request)}"
         )
+        wait = a.cell.summary.thread_wait_us_per_hop
+        if a.hops_per_request and wait is not None:
+            text += f", each sync_to_async waiting {fmt(wait)} µs on average for its thread to start it"
+    lag_mean, lag_max = a.cell.summary.loop_lag_mean_ms, a.cell.summary.loop_lag_max_ms
+    if lag_mean is not None:
+        text += (
+            f". Its event loop woke {fmt(lag_mean)} ms late on average (sampled every 20 ms), "
+            f"{fmt(lag_max)} ms at worst in a window"
+        )
     return text + "."
 
 
@@ -84,6 +94,7 @@ def _table(group: list[ArmSplit]) -> Markup:
                 (fmt_ms(s.cpu_ms), s.cpu_ms),
                 *((f"{fmt_ms(s.ms[part])} ({s.shares[part]:.0%})", s.ms[part]) for part in PARTS),
                 (_hops(s), s.hops_per_request),
+                (lag(s.cell.summary.loop_lag_mean_ms, s.cell.summary.loop_lag_max_ms), s.cell.summary.loop_lag_mean_ms),
                 (f"{p.samples:,}", p.samples),
                 (f"{p.parts.get(WAITING, 0):,}", p.parts.get(WAITING, 0)),
                 (fmt(p.throughput_rps), p.throughput_rps),
@@ -96,13 +107,14 @@ def _table(group: list[ArmSplit]) -> Markup:
             "CPU / request (measured)",
             *(PART_LABELS[part] for part in PARTS),
             "thread hops / request",
+            "event-loop lag mean / max ms",
             "on-CPU samples",
             "waking samples (left out)",
             "req/s while profiled",
             "files",
         ],
         rows,
-        raw_html_cols=(10,),
+        raw_html_cols=(11,),
     )
 
 
