@@ -296,3 +296,18 @@ def test_a_workload_can_name_the_setups_it_runs_on() -> None:
     data["workloads"] = {"ws-echo": {"setups": ["gunicorn-gthread"]}}
     with pytest.raises(Refused, match=r"workloads\.ws-echo\.setups: none of 'gunicorn-gthread' \(WSGI\) can serve"):
         parse_scenario(data)
+
+
+def test_a_setup_can_run_without_telemetry() -> None:
+    from asyncbench.model.scenario import parse as parse_scenario
+
+    data: dict[str, Any] = {
+        "name": "t",
+        "load": {"users": [4]},
+        "setups": [{"name": "on", "kind": "uvicorn"}, {"name": "off", "kind": "uvicorn", "telemetry": False}],
+        "workloads": {"noio": {}},
+    }
+    s = parse_scenario(data)
+    assert [x.telemetry for x in s.setups] == [True, False]
+    resolved = s.to_dict()["setups"]
+    assert "telemetry" not in resolved[0] and resolved[1]["telemetry"] is False

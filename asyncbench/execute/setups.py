@@ -291,6 +291,10 @@ class SetupConfig:
     sync_middleware: bool = False
     # bench_site's middleware stack (bench_site.stacks): BENCH_MIDDLEWARE
     middleware: str = "minimal"
+    # The server-side counters (bench_site.telemetry) for this setup's servers;
+    # false measures one without them, beside one with, in the same blocks:
+    # what the telemetry itself costs.
+    telemetry: bool = True
 
     @property
     def spec(self) -> SetupKind:

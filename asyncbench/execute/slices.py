@@ -40,7 +40,7 @@ from asyncbench.model.histogram import Histogram
 from asyncbench.model.results import Cell
 from asyncbench.model.scenario import Scenario
 from asyncbench.render.progress import Progress
-from bench_site.telemetry import difference, read_counters
+from bench_site.telemetry import difference, read_counters, reset_maxima
 
 
 @dataclass
@@ -95,7 +95,7 @@ class RunContext:
             self.log_dir,
             port,
             self.scenario.app,
-            telemetry=self._telemetry_dir(config.name, rev),
+            telemetry=self._telemetry_dir(config.name, rev) if config.telemetry else None,
         )
 
     def _telemetry_dir(self, setup: str, rev: str) -> Path | None:
@@ -321,7 +321,11 @@ class _Window:
     def start(self) -> None:
         for server in self.servers:
             server.monitor.begin()
-        # the counters at the same edges as server CPU
+        # the counters at the same edges as server CPU; the maxima (the loop's
+        # worst lag) start again, so the window's maximum is its own
+        for s in self.servers:
+            if s.telemetry is not None:
+                reset_maxima(s.telemetry)
         self.counters = [read_counters(s.telemetry) if s.telemetry is not None else None for s in self.servers]
         self.db = self._db_read()
         if self.ctx.upstream_monitor is not None:

@@ -207,6 +207,8 @@ class Scenario:
             # absent when the default, as before the option existed (the gate compares resolved scenarios)
             if setup["middleware"] == DEFAULT_STACK:
                 del setup["middleware"]
+            if setup["telemetry"]:  # absent when on, as before the key existed
+                del setup["telemetry"]
         if d["latency"] is None:  # absent, as before the phase existed (the gate compares resolved scenarios)
             del d["latency"]
         if d["profile"] is None:  # absent, as before profiling slices existed
@@ -391,7 +393,11 @@ def _setups(section: list[Any]) -> tuple[SetupConfig, ...]:
             raise ScenarioError(
                 f"{where}.middleware: unknown stack {middleware!r}; allowed: {', '.join(MIDDLEWARE_STACKS)}"
             )
-        setups.append(SetupConfig(s["name"], kind, workers, threads, s.get("sync_middleware", False), middleware))
+        setups.append(
+            SetupConfig(
+                s["name"], kind, workers, threads, s.get("sync_middleware", False), middleware, s.get("telemetry", True)
+            )
+        )
     return tuple(setups)
 
 

@@ -66,6 +66,7 @@ SETUP_KEYS: Mapping[str, type] = {
     "sync_middleware": bool,
     # the middleware stack: bench_site.stacks.MIDDLEWARE_STACKS
     "middleware": str,
+    "telemetry": bool,
 }
 WORKLOAD_KEYS: Mapping[str, type] = {
     "variants": list,
