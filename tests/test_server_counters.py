@@ -229,6 +229,7 @@ def _mariadb() -> str:
     return url
 
 
+@pytest.mark.mariadb  # the MariaDB pass: mysqlclient is installed there (make install-mariadb)
 def test_mariadb_connections_count_new_connections_but_not_its_own_reads() -> None:
     import MySQLdb
 
