@@ -145,7 +145,7 @@ def test_not_measured_without_the_workload_or_a_side_or_at_a_fixed_rate() -> Non
     fixed = make_run([replace(c, repeats=tuple(replace(r, target_rps=50.0) for r in c.repeats)) for c in run.cells])
     assert outcome_of(fixed, "http") == (Outcome.NOT_MEASURED, ())
     page = render_report(run)
-    assert "measured by scenario seed or full" in page  # which scenario measures long-polling
+    assert "measured by scenario frontier or seed or full" in page  # which scenario measures long-polling
 
 
 def test_database_claim_depends_on_the_workload_when_orm_and_json_disagree() -> None:

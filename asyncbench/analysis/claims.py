@@ -125,8 +125,8 @@ CLAIMS: tuple[Claim, ...] = (
         variant_topic="the HTTP client",
     ),
     Claim("websockets", "Use async for WebSockets", "✓", PAYS_OFF, ("ws-echo",)),
-    Claim("long-polling", "Use async for long-polling", "✓", PAYS_OFF, ("wait",), scenarios=("seed", "full")),
-    Claim("streaming", "Use async for streaming responses", "✓", PAYS_OFF, ("stream",), scenarios=("seed", "full")),
+    Claim("long-polling", "Use async for long-polling", "✓", PAYS_OFF, ("wait",), scenarios=("frontier", "seed", "full")),
+    Claim("streaming", "Use async for streaming responses", "✓", PAYS_OFF, ("stream",), scenarios=("frontier", "seed", "full")),
     Claim(
         "database",
         "Database-heavy views: don't use async",
@@ -136,7 +136,7 @@ CLAIMS: tuple[Claim, ...] = (
         scenarios=("quick", "seed", "full"),
         variant_topic="the ORM API",
     ),
-    Claim("cpu", "CPU-intensive work: don't use async", "✗", NO_GAIN, ("cpu",), scenarios=("seed", "full")),
+    Claim("cpu", "CPU-intensive work: don't use async", "✗", NO_GAIN, ("cpu",), scenarios=("frontier", "seed", "full")),
     Claim(
         "overhead",
         "Async has overhead for simple views",
@@ -154,7 +154,7 @@ CLAIMS: tuple[Claim, ...] = (
         control="json-noindex",
         vendors=("postgresql",),
         splits=_INDEX_SPLITS,
-        scenarios=("full",),
+        scenarios=("frontier-postgres", "full"),
     ),
     Claim(
         "generated-columns",
@@ -247,7 +247,12 @@ def _closed_loop(c: Cell) -> bool:
 
 
 def _levels(
-    cells: Sequence[Cell], num: Callable[[Cell], bool], den: Callable[[Cell], bool], *, paired: bool
+    cells: Sequence[Cell],
+    num: Callable[[Cell], bool],
+    den: Callable[[Cell], bool],
+    *,
+    paired: bool,
+    names: tuple[str, str] = ("async", "sync"),
 ) -> list[Comparison]:
     """One comparison per users level, increasing."""
     by: dict[int, list[Cell]] = {}
@@ -257,7 +262,7 @@ def _levels(
     for lvl, cs in sorted(by.items()):
         n, d = [c for c in cs if num(c)], [c for c in cs if den(c)]
         if n or d:
-            out.append(compare(n, d, axis="users", level=lvl, paired=paired))
+            out.append(compare(n, d, axis="users", level=lvl, paired=paired, num_name=names[0], den_name=names[1]))
     return out
 
 
@@ -294,7 +299,9 @@ def _evidence(claim: Claim, run: Run, workload: str, *, primary: bool) -> Eviden
         num, den = is_async, is_sync
         if not any(num(c) for c in cells) or not any(den(c) for c in cells):
             return None
-    levels = _levels(cells, num, den, paired=paired)
+    # an index claim's sides are two workloads (json and json-noindex), named so in its reasons
+    names = (workload, claim.control) if claim.control is not None else ("async", "sync")
+    levels = _levels(cells, num, den, paired=paired, names=names)
     head = _headline(levels)
     outcome = judge(claim.rule, head) if head is not None else Outcome.INCONCLUSIVE
     level = head.level if head is not None else 0.0
@@ -304,7 +311,11 @@ def _evidence(claim: Claim, run: Run, workload: str, *, primary: bool) -> Eviden
         """The headline level's comparison with the numerator (with `both`: and the denominator) narrowed."""
         n = [c for c in at if num(c) and pick(c)]
         d = [c for c in at if den(c) and (pick(c) or not both)]
-        return compare(n, d, axis="users", level=level, paired=paired) if n and d else None
+        return (
+            compare(n, d, axis="users", level=level, paired=paired, num_name=names[0], den_name=names[1])
+            if n and d
+            else None
+        )
 
     splits: list[tuple[Dim, tuple[Facet, ...]]] = []
     for dim in claim.splits:
