@@ -100,6 +100,10 @@ class Contrast:
     num_name: str
     den_name: str
     kind: str = "alternative"  # or "concurrency"
+    # Compare only under the setups where the numerator runs (async-native
+    # runs under ASGI only: against the a-methods under the same servers, not
+    # against a faster WSGI setup's).
+    same_setups: bool = False
 
 
 @dataclass(frozen=True)
@@ -167,7 +171,12 @@ _ORM_API = Contrast("ORM API", ("async",), ("async-s2a",), "the async ORM API", 
 # Measured only when async-native is asked for (PostgreSQL, ASGI); without it
 # the comparison has no numerator and is left out.
 _NATIVE_ORM = Contrast(
-    "native async ORM", ("async-native",), ("async",), "django-async-backend", "Django's async ORM API (a-methods)"
+    "native async ORM, under the same ASGI servers",
+    ("async-native",),
+    ("async",),
+    "django-async-backend",
+    "Django's async ORM API (a-methods)",
+    same_setups=True,
 )
 
 _JSON_PARAMS = (Param("rows", 1, 500, "BENCH_JSON_ROWS"),)

@@ -359,3 +359,18 @@ def test_ab_run_uses_head_cells() -> None:
     base = [make_cell("uvicorn", "fanout", "async-aiohttp", 64, spread(1.0), revision="base")]
     v = workload_verdict(make_run(cells + base), "fanout")
     assert v.ratio == pytest.approx(3.0)
+
+
+def test_the_native_orm_contrast_compares_under_the_same_asgi_servers_only() -> None:
+    # async-native runs under uvicorn only; the a-methods also under a faster WSGI setup
+    cells = [
+        make_cell("uvicorn", "orm", "sync", 32, spread(480, 6)),
+        make_cell("uvicorn", "orm", "async", 32, spread(490, 6)),
+        make_cell("uvicorn", "orm", "async-native", 32, spread(570, 6)),
+        make_cell("gunicorn-gthread", "orm", "sync", 32, spread(1300, 6)),
+        make_cell("gunicorn-gthread", "orm", "async", 32, spread(700, 6)),
+    ]
+    v = workload_verdict(make_run(cells), "orm")
+    (native,) = [k for k in v.contrasts if k.contrast.num == ("async-native",)]
+    assert native.comparison.ratio is not None
+    assert native.comparison.ratio == pytest.approx(570 / 490, rel=0.02)  # not 570 / 700

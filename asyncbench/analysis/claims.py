@@ -125,8 +125,17 @@ CLAIMS: tuple[Claim, ...] = (
         variant_topic="the HTTP client",
     ),
     Claim("websockets", "Use async for WebSockets", "✓", PAYS_OFF, ("ws-echo",)),
-    Claim("long-polling", "Use async for long-polling", "✓", PAYS_OFF, ("wait",), scenarios=("frontier", "seed", "full")),
-    Claim("streaming", "Use async for streaming responses", "✓", PAYS_OFF, ("stream",), scenarios=("frontier", "seed", "full")),
+    Claim(
+        "long-polling", "Use async for long-polling", "✓", PAYS_OFF, ("wait",), scenarios=("frontier", "seed", "full")
+    ),
+    Claim(
+        "streaming",
+        "Use async for streaming responses",
+        "✓",
+        PAYS_OFF,
+        ("stream",),
+        scenarios=("frontier", "seed", "full"),
+    ),
     Claim(
         "database",
         "Database-heavy views: don't use async",

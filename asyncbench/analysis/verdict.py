@@ -198,7 +198,11 @@ def _contrasts(workload: str, cells: Sequence[Cell]) -> tuple[ContrastResult, ..
     for k in w.contrasts:
         if not (variants & set(k.num) and variants & set(k.den)):
             continue
-        comp = top_comparison(cells, variant_in(k.num), variant_in(k.den))
+        mine = cells
+        if k.same_setups:
+            where = {c.setup for c in cells if c.variant in k.num}
+            mine = [c for c in cells if c.setup in where]
+        comp = top_comparison(mine, variant_in(k.num), variant_in(k.den))
         if comp is None:
             continue
         if k.kind == "alternative":
