@@ -203,6 +203,38 @@ def read_line_matching(proc: subprocess.Popen[bytes], pattern: re.Pattern[str], 
                 return match
 
 
+# How the site tests start uvicorn (after its executable) and how each server says its port.
+UVICORN_ARGV = (
+    "bench_site.asgi:application",
+    "--host",
+    "127.0.0.1",
+    "--port",
+    "0",
+    "--loop",
+    "asyncio",
+    "--http",
+    "h11",
+    "--lifespan",
+    "off",
+    "--no-access-log",
+)
+UVICORN_LISTENING = r"Uvicorn running on http://127\.0\.0\.1:(\d+)"
+GUNICORN_LISTENING = r"Listening at: http://127\.0\.0\.1:(\d+)"
+
+
+def wait_for_log(log: Path, pattern: re.Pattern[str], proc: subprocess.Popen[bytes], deadline: float) -> re.Match[str]:
+    """The first match of `pattern` in a server's log file (its port, say), polling until `deadline`."""
+    while time.monotonic() < deadline:
+        text = log.read_text(errors="replace") if log.exists() else ""
+        match = pattern.search(text)
+        if match:
+            return match
+        if proc.poll() is not None:
+            raise RuntimeError(f"{proc.args!r} exited with {proc.returncode}:\n{text[-3000:]}")
+        time.sleep(0.05)  # polling with a deadline
+    raise TimeoutError(f"no {pattern.pattern!r} in {log} by the deadline")
+
+
 def wait_for_health(url: str, proc: subprocess.Popen[bytes], deadline: float, log: Path | None = None) -> None:
     """Poll `url` until it answers 200, the process dies, or the deadline passes."""
     last_error = "no attempt"

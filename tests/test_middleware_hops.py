@@ -42,7 +42,15 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import Processes, python_env, wait_for_health
+from conftest import (
+    GUNICORN_LISTENING,
+    UVICORN_ARGV,
+    UVICORN_LISTENING,
+    Processes,
+    python_env,
+    wait_for_health,
+    wait_for_log,
+)
 from django.utils.deprecation import MiddlewareMixin
 from django.utils.module_loading import import_string
 
@@ -80,24 +88,7 @@ def test_mixin_hooks_follow_from_the_classes() -> None:
 # --- servers, one per stack x interface, started when first asked for -------------------
 
 SERVERS = {
-    "asgi": (
-        [
-            "uvicorn",
-            "bench_site.asgi:application",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            "0",
-            "--loop",
-            "asyncio",
-            "--http",
-            "h11",
-            "--lifespan",
-            "off",
-            "--no-access-log",
-        ],
-        r"Uvicorn running on http://127\.0\.0\.1:(\d+)",
-    ),
+    "asgi": (["uvicorn", *UVICORN_ARGV], UVICORN_LISTENING),
     "wsgi": (
         [
             "gunicorn",
@@ -114,7 +105,7 @@ SERVERS = {
             "--no-control-socket",
             "bench_site.wsgi:application",
         ],
-        r"Listening at: http://127\.0\.0\.1:(\d+)",
+        GUNICORN_LISTENING,
     ),
 }
 
@@ -124,18 +115,6 @@ class Site:
     base: str
     telemetry: Path
     stack: str
-
-
-def _port_from_log(log: Path, pattern: re.Pattern[str], proc: subprocess.Popen[bytes], deadline: float) -> str:
-    while time.monotonic() < deadline:
-        match = pattern.search(log.read_text(errors="replace") if log.exists() else "")
-        if match:
-            return match.group(1)
-        if proc.poll() is not None:
-            tail = log.read_text(errors="replace")[-3000:]
-            raise RuntimeError(f"{proc.args!r} exited with {proc.returncode}:\n{tail}")
-        time.sleep(0.05)  # polling with a deadline
-    raise TimeoutError(f"no {pattern.pattern!r} in {log} by the deadline")
 
 
 @pytest.fixture(scope="module")
@@ -163,7 +142,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[str, st
                 [str(Path(sys.executable).parent / argv[0]), *argv[1:]], env=env, name=f"{stack}-{interface}"
             )
             deadline = time.monotonic() + STARTUP_S
-            base = f"http://127.0.0.1:{_port_from_log(log, re.compile(pattern), proc, deadline)}"
+            base = f"http://127.0.0.1:{wait_for_log(log, re.compile(pattern), proc, deadline).group(1)}"
             wait_for_health(f"{base}/health", proc, deadline, log)
             started[stack, interface] = Site(base, telemetry, stack)
         return started[stack, interface]

@@ -16,7 +16,16 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import Processes, StartUpstream, python_env, wait_for_health
+from conftest import (
+    GUNICORN_LISTENING,
+    UVICORN_ARGV,
+    UVICORN_LISTENING,
+    Processes,
+    StartUpstream,
+    python_env,
+    wait_for_health,
+    wait_for_log,
+)
 
 from bench_site.registry import HTTP_WORKLOADS, WORKLOADS, endpoints, unavailable
 
@@ -35,18 +44,6 @@ QUERIES = {
 }
 SEED_ROWS = 2_000
 STARTUP_S = 60.0
-
-
-def wait_for_log(log: Path, pattern: re.Pattern[str], proc: subprocess.Popen[bytes], deadline: float) -> re.Match[str]:
-    while time.monotonic() < deadline:
-        text = log.read_text(errors="replace") if log.exists() else ""
-        match = pattern.search(text)
-        if match:
-            return match
-        if proc.poll() is not None:
-            raise RuntimeError(f"{proc.args!r} exited with {proc.returncode}:\n{text[-3000:]}")
-        time.sleep(0.05)  # polling with a deadline
-    raise TimeoutError(f"no {pattern.pattern!r} in {log} by the deadline")
 
 
 def start_server(processes: Processes, name: str, argv: list[str], env: dict[str, str], pattern: str) -> str:
@@ -98,28 +95,17 @@ def test_pairs_identical_under_gunicorn_and_uvicorn(
                 "bench_site.wsgi:application",
             ],
             env,
-            r"Listening at: http://127\.0\.0\.1:(\d+)",
+            GUNICORN_LISTENING,
         ),
         "uvicorn": start_server(
             processes,
             "uvicorn",
             [
                 str(bin_dir / "uvicorn"),
-                "bench_site.asgi:application",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                "0",
-                "--loop",
-                "asyncio",
-                "--http",
-                "h11",
-                "--lifespan",
-                "off",
-                "--no-access-log",
+                *UVICORN_ARGV,
             ],
             env,
-            r"Uvicorn running on http://127\.0\.0\.1:(\d+)",
+            UVICORN_LISTENING,
         ),
     }
 
