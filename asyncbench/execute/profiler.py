@@ -4,8 +4,13 @@ After a group's measured blocks (run --profile, or `[profile] enabled`), each
 arm gets one more slice at the group's load (its users, or the open model's
 rate) with py-spy sampling the server's process tree (``--subprocesses``:
 gunicorn's arbiter and its workers, uvicorn's supervisor and its workers)
-for exactly the load's window: started when the window opens, stopped with
-SIGINT (py-spy then writes its file) when it closes. py-spy runs without
+from before the load starts until its window closes: py-spy is started and
+given time to attach (attaching to a process tree takes seconds on a busy
+machine, and a SIGINT that comes before py-spy has installed its handler
+kills it without a file: CI saw that, exit -2), then the load runs its
+settle and its window, and SIGINT (py-spy then writes its file) stops it
+when the window closes. Its samples cover the settle and the window, at the
+same load; shares, not times, are taken from them. py-spy runs without
 ``--idle``: a thread is sampled only when it is not waiting, so a part's
 share of the samples stands for its share of the CPU (see
 asyncbench.analysis.cpu_split for what that misses). By default it reads the
@@ -58,6 +63,9 @@ PROFILES_DIR = "profiles"
 # What py-spy says when the kernel refuses it another process's memory
 _NO_PERMISSION = re.compile(r"permission denied|operation not permitted|ptrace|EPERM|elevated", re.IGNORECASE)
 _STOP_TIMEOUT_S = 20.0  # py-spy writes its file after SIGINT; a large profile takes a moment
+_READY_TIMEOUT_S = 30.0  # attaching to a server's process tree on a loaded machine
+# What py-spy prints once attached, just before it installs its Ctrl-C handler
+_READY = "Sampling process"
 
 
 def py_spy_binary() -> str | None:
@@ -134,6 +142,7 @@ class Profiler:
         stem = arm_file_stem(item)
         raw = out_dir / f"{stem}.txt"
         raw.unlink(missing_ok=True)
+        (out_dir / f"{stem}.log").unlink(missing_ok=True)  # its readiness is read from it
         argv = [
             self.binary,
             "record",
@@ -161,7 +170,6 @@ class Profiler:
         def window_start() -> None:
             opened.append(time.time())
             server.monitor.begin()
-            spy.start()
 
         def window_end() -> None:
             # py-spy writes its file on SIGINT (as on Ctrl-C)
@@ -171,6 +179,15 @@ class Profiler:
 
         load = ctx.scenario.load
         ctx.progress.note(f"  {label}: py-spy at {self.config.rate} Hz for {self.config.seconds:g} s")
+        spy.start()
+        if not self._wait_ready(spy):
+            code = self._stop(spy)
+            problem = self._problem(spy, code, raw) if code not in (0, None) else ""
+            return self._record(
+                item,
+                status=PROFILE_SKIPPED if self.unavailable else PROFILE_ERROR,
+                reason=problem or f"py-spy did not start sampling within {_READY_TIMEOUT_S:g} s",
+            )
         try:
             m = gen.measure(
                 host=server.base_url,
@@ -207,7 +224,8 @@ class Profiler:
             flamegraph_svg(
                 [(frames, n) for frames, n in stacks if not is_waiting(frames)],
                 title=f"{item.workload} · {item.setup} / {item.variant} · {item.users} users",
-                subtitle=f"{samples:,} on-CPU samples at {self.config.rate} Hz over {m.duration_s:.1f} s "
+                subtitle=f"{samples:,} on-CPU samples at {self.config.rate} Hz over the {load.settle_s:g}-s settle "
+                f"and the {m.duration_s:.1f}-s window "
                 f"({m.requests:,} requests; py-spy without --idle; {counts[WAITING]:,} samples of threads "
                 "waking from a wait left out; a profiling slice, not a measured one)",
             ),
@@ -230,6 +248,19 @@ class Profiler:
             flamegraph=f"{PROFILES_DIR}/{svg.name}",
             profiler=" ".join(["py-spy", *argv[1:]]),
         )
+
+    @staticmethod
+    def _wait_ready(spy: ManagedProcess, timeout: float = _READY_TIMEOUT_S) -> bool:
+        """Whether py-spy has attached and says it samples (False: it exited, or took too long)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if spy.log_path.exists() and _READY in spy.log_path.read_text(encoding="utf-8", errors="replace"):
+                time.sleep(0.05)  # the message comes just before the Ctrl-C handler
+                return True
+            if not spy.alive():
+                return False
+            time.sleep(0.02)
+        return False
 
     @staticmethod
     def _stop(spy: ManagedProcess) -> int | None:
