@@ -95,9 +95,16 @@ def test_a_name_shared_by_a_server_and_its_workers_is_one_tree(
     # the shell forks a child that becomes `name`, then becomes `name` itself: a parent and its child
     parent = subprocess.Popen(["/bin/sh", "-c", f"{exe} 30 & exec {exe} 30"], start_new_session=True)
     children.append(parent)
-    time.sleep(0.3)
     import psutil
 
+    # until the shell has forked and both have exec'd (bounded)
+    deadline = time.monotonic() + 10.0
+    while time.monotonic() < deadline:
+        if psutil.Process(parent.pid).name() == name and [p.name() for p in psutil.Process(parent.pid).children()] == [
+            name
+        ]:
+            break
+        time.sleep(0.02)
     assert [p.name() for p in psutil.Process(parent.pid).children()] == [name]
     watched = find_name(name)
     assert watched.pid == parent.pid and watched.name == name
@@ -121,6 +128,7 @@ def burner() -> Iterator[subprocess.Popen[bytes]]:
     code = (
         "import subprocess, sys, time\n"
         "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'])\n"
+        "print('ready', flush=True)\n"
         "for line in sys.stdin:\n"
         "    end = time.process_time() + 0.2\n"
         "    while time.process_time() < end: pass\n"
@@ -129,7 +137,7 @@ def burner() -> Iterator[subprocess.Popen[bytes]]:
     proc = subprocess.Popen(
         [sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, start_new_session=True
     )
-    time.sleep(0.3)
+    assert proc.stdout is not None and proc.stdout.readline() == b"ready\n"  # its child exists
     yield proc
     os.killpg(proc.pid, 9)
     proc.wait()

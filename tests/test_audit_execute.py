@@ -49,10 +49,15 @@ def test_a_cpu_burner_on_the_generator_cpu_makes_the_window_generator_bound() ->
     busy, and the window is flagged although locust itself used 20%."""
     cpu = max(os.sched_getaffinity(0))
     burner = subprocess.Popen(
-        [sys.executable, "-c", f"import os\nos.sched_setaffinity(0, {{{cpu}}})\nwhile True: pass"],
+        [
+            sys.executable,
+            "-c",
+            f"import os\nos.sched_setaffinity(0, {{{cpu}}})\nprint('pinned', flush=True)\nwhile True: pass",
+        ],
+        stdout=subprocess.PIPE,
     )
     try:
-        time.sleep(0.3)  # pinned and spinning
+        assert burner.stdout is not None and burner.stdout.readline() == b"pinned\n"  # pinned, then spinning
         monitor = CoreMonitor((cpu,))
         monitor.begin()
         time.sleep(1.0)
@@ -60,6 +65,8 @@ def test_a_cpu_burner_on_the_generator_cpu_makes_the_window_generator_bound() ->
     finally:
         burner.kill()
         burner.wait()
+        if burner.stdout is not None:
+            burner.stdout.close()
     assert busy is not None and busy >= 90.0, busy
     usage = WindowUsage(cpu_s=0.5, cpu_percent=50.0, rss_peak_mb=50.0, worker_changes=0, alive=True)
     probe = WindowProbe(usage, upstream_cpu_percent=2.0, generator_cores_busy_percent=busy, generator_cpus=(cpu,))

@@ -43,6 +43,11 @@ def gate_scenario(
         f"[load]\nusers = {users}\nmin_blocks = {repeats}\nmax_blocks = {repeats}\n"
         "settle_s = 0.2\nwindow_s = 1.0\nmax_window_s = 1.0\n"
         "min_requests_per_user = 1\ndrain_timeout_s = 5.0\n"
+        # what is tested here is the gate's decision on the throughput, not the
+        # generator's flags (their own tests: test_audit_execute, test_checks):
+        # one window flagged generator-bound on a busy CI machine would make
+        # every gate of the module invalid (exit 2)
+        "generator_cpu_limit = 101.0\nceiling_fraction = 100.0\n"
         '[[setups]]\nname = "uvicorn"\nworkers = 1\n'
         f"[workloads.noio]\nvariants = [{wl}]\n"
         f'[database]\nrows = 300\nsqlite_path = "{db}"\n'

@@ -264,3 +264,16 @@ def test_report_has_the_section_with_its_sentence_chart_and_points():
     assert html.count("not measured: ") == 4
     bare = render_report(make_run(cells))
     assert "This run measured no latency curves" in bare
+
+
+def test_an_unfinished_request_is_lost_once():
+    """The open-model driver files an unanswered request both as `unfinished`
+    and as a failure "unfinished": it is one request lost, not two."""
+    from asyncbench.model.latency import LatencySlice
+
+    s = LatencySlice(
+        block=0, started_at=0.0, duration_s=1.0, target_rps=100.0, due=100, requests=94,
+        failures={"unfinished": 2, "HTTP 500": 1}, dropped=3, unfinished=2, throughput_rps=94.0,
+        p50_ms=1.0, p90_ms=2.0, p99_ms=3.0, max_ms=4.0,
+    )  # fmt: skip
+    assert s.lost == 6 and s.requests + s.lost == s.due

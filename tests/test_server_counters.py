@@ -69,22 +69,23 @@ def _counted(server: Server, path: str, n: int = N) -> dict[str, int]:
 def _settled(directory: Path) -> dict[str, int]:
     """The counters once the last request's work is over: under ASGI, Django
     sends request_finished and closes the response (two sync_to_async calls)
-    after the client has its answer. Polled until three reads of the counters
-    asked about agree (an ASGI process samples its loop's lag all the time),
-    by a deadline."""
+    after the client has its answer. Polled until the counters asked about
+    (an ASGI process samples its loop's lag all the time) have not moved for
+    0.3 s, so a server preempted on a busy machine still finishes, by a
+    deadline."""
 
     def read() -> dict[str, int]:
         return {k: v for k, v in read_counters(directory).items() if k in ASKED}
 
     deadline = time.monotonic() + 10
     last = read()
-    same = 0
-    while same < 2:
+    since = time.monotonic()
+    while time.monotonic() - since < 0.3:
         assert time.monotonic() < deadline, "the counters never settled"
-        time.sleep(0.02)  # polling interval, bounded by the deadline
+        time.sleep(0.05)  # polling interval, bounded by the deadline
         now = read()
-        same = same + 1 if now == last else 0
-        last = now
+        if now != last:
+            last, since = now, time.monotonic()
     return last
 
 
@@ -289,13 +290,20 @@ def test_run_stores_the_counters_per_slice_and_no_telemetry_stores_none(tmp_path
             assert abs(counted["requests"] - r.requests) <= 0.03 * r.requests + 2 * c.users
             assert counted["sync_to_async"] == 0
             if c.variant == "async":
-                assert counted["async_to_sync"] == counted["requests"]
+                # one hop per request, but the server counts a request when it
+                # arrives and its hop when Django calls the view: a read between
+                # the two (at either edge) finds up to one request per user apart
+                assert counted["async_to_sync"] > 0
+                assert abs(counted["async_to_sync"] - counted["requests"]) <= c.users
             else:
                 assert counted["async_to_sync"] == 0
             assert r.db_connections is None  # SQLite: no server-side count
         s = c.summary
         assert s.served == sum((r.server_counters or {})["requests"] for r in c.repeats)
-        assert s.hops_per_request == (1.0 if c.variant == "async" else 0.0)
+        if c.variant == "async":
+            assert s.hops_per_request == pytest.approx(1.0, abs=c.users / s.served)
+        else:
+            assert s.hops_per_request == 0.0
     # a fresh server per block (restart = "block"), each start with its own folder of counters
     assert sorted(p.name for p in (reports / "latest" / "telemetry" / "gunicorn-gthread").iterdir()) == ["0", "1", "2"]
     # the terminal shows them after the table

@@ -319,14 +319,17 @@ class _Window:
             return None
 
     def start(self) -> None:
-        for server in self.servers:
-            server.monitor.begin()
-        # the counters at the same edges as server CPU; the maxima (the loop's
-        # worst lag) start again, so the window's maximum is its own
+        # the counters first: reading them takes microseconds, the process-tree
+        # scan of server.monitor.begin() milliseconds, and every request that
+        # arrives between the window's opening and this read is not counted
+        # (CI saw a window's counters one request apart); the maxima (the
+        # loop's worst lag) start again, so the window's maximum is its own
         for s in self.servers:
             if s.telemetry is not None:
                 reset_maxima(s.telemetry)
         self.counters = [read_counters(s.telemetry) if s.telemetry is not None else None for s in self.servers]
+        for server in self.servers:
+            server.monitor.begin()
         self.db = self._db_read()
         if self.ctx.upstream_monitor is not None:
             self.ctx.upstream_monitor.begin()

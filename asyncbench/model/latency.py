@@ -164,8 +164,11 @@ class LatencySlice:
 
     @property
     def lost(self) -> int:
-        """Requests due in the window that got no answer: dropped, unfinished or failed."""
-        return self.dropped + self.unfinished + self.failure_count
+        """Requests due in the window that got no answer: dropped, unfinished or failed
+        (the driver files an unfinished request as a failure "unfinished" too:
+        counted once)."""
+        failed = sum(n for kind, n in self.failures.items() if kind != "unfinished")
+        return self.dropped + self.unfinished + failed
 
 
 @dataclass(frozen=True)
