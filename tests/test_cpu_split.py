@@ -7,6 +7,7 @@ from asyncbench.analysis.cpu_split import (
     OTHER,
     PARTS,
     SERVER,
+    THREADS,
     VIEW,
     WAITING,
     classify,
@@ -96,7 +97,7 @@ def test_wait_sites_and_unclassified_samples():
     assert classify([*gthread[:-1], "_PollLikeSelector.unregister (selectors.py:368)"]) == SERVER
     # nothing any rule names
     assert classify(stack("<module> (gunicorn:8)", "Thread.start (threading.py:992)")) == OTHER
-    assert classify([]) == OTHER
+    assert classify([]) == THREADS  # no Python frame at all: a thread starting or ending
 
 
 def test_collapsed_parsing_keeps_process_frames_whole():
@@ -107,7 +108,7 @@ def test_collapsed_parsing_keeps_process_frames_whole():
     assert stacks[0][0][0].startswith('process 4531:"python uvicorn') and stacks[0][0][0].endswith('x=1"')
     assert stacks[0][0][1] == "<module> (uvicorn:6)"
     counts = part_counts(stacks)
-    assert counts == {SERVER: 0, DJANGO: 7, VIEW: 0, OTHER: 0, WAITING: 5}
+    assert counts == {SERVER: 0, DJANGO: 7, VIEW: 0, THREADS: 0, OTHER: 0, WAITING: 5}
     (top,) = top_frames(stacks)  # waiting samples are not anyone's own time
     assert (top.frame, top.part, top.samples) == ("ASGIHandler.handle (django/core/handlers/asgi.py:197)", DJANGO, 7)
     svg = flamegraph_svg(stacks, title="t")
@@ -157,7 +158,7 @@ def test_the_split_multiplies_the_measured_cpu_by_the_shares():
     assert split(cell, ProfileRecord("uvicorn", "noio", "async", "async", 4, parts={WAITING: 3})) is None
     # the record survives its JSON form
     assert profile_from_dict({**profile.__dict__, "top_frames": []}) == profile
-    assert set(PARTS) == {SERVER, DJANGO, VIEW, OTHER}
+    assert set(PARTS) == {SERVER, DJANGO, VIEW, THREADS, OTHER}
 
 
 BASE = {"name": "s", "load": {"users": [2]}, "setups": [{"name": "uvicorn"}], "workloads": {"noio": {}}}
@@ -190,3 +191,22 @@ def test_without_py_spy_every_arm_is_skipped_with_the_reason(monkeypatch, tmp_pa
     record = p._profile_arm(item, ctx=None, gen=None, rate=None)  # type: ignore[arg-type]  # never reached
     assert record.status == PROFILE_SKIPPED and "py-spy is not installed" in record.reason
     assert record.key == "uvicorn/noio/async/u4" and record.kind == "async"
+
+
+def test_a_running_thread_without_a_python_frame_is_a_thread_starting_or_ending():
+    """py-spy writes such a sample as the process frame alone (--subprocesses)
+    or as an empty stack (one process): counted as THREADS, not OTHER; a
+    thread frame (--threads) does not make it Python."""
+    raw = (
+        'process 4531:"python uvicorn bench_site.asgi:application --port 1; x=1" 57\n'
+        " 154\n"
+        'process 4531:"python uvicorn";thread (0x7f01) 3\n'
+        f"{UVICORN_ROOT} 9\n"
+    )
+    stacks = parse_collapsed(raw)
+    assert [n for _, n in stacks] == [57, 154, 3, 9]
+    assert [classify(frames) for frames, _ in stacks] == [THREADS, THREADS, THREADS, SERVER]
+    counts = part_counts(stacks)
+    assert counts[THREADS] == 214 and counts[OTHER] == 0 and THREADS in PARTS
+    # a Python frame no rule claims is still OTHER
+    assert classify(stack('process 1:"python x"', "main (myscript.py:3)")) == OTHER

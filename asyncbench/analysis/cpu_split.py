@@ -27,9 +27,22 @@ The parts (``PARTS``):
   httptools, daphne, Twisted, hypercorn, granian's Python side, and the
   standard library's asyncio, selectors, socket and ssl when nothing more
   specific is on the stack;
-- ``other``: on-CPU samples no rule claims (the interpreter's start-up frames,
-  a thread pool's own loop between tasks, the garbage collector as seen from
-  an unclaimed frame). Samples of sleeping threads are not taken at all.
+- ``threads``: on-CPU samples of a thread with no Python frame at all: py-spy
+  found it running, and it was in the interpreter's C code outside any Python
+  function, which is where a thread is while it starts (the OS thread
+  created, its thread state made, the GIL taken before ``Thread._bootstrap``
+  runs) and while it ends. Their share follows the threads a server starts
+  per request (``run explain``-like profile, noio and orm at 32 users, this
+  machine): 1% under gunicorn-gthread with a sync view (no thread started),
+  4% with an async view there (``async_to_sync`` runs each request's event
+  loop in a new thread), 12-17% under uvicorn (Django's ASGI handler gives
+  each request a ``ThreadSensitiveContext``, so asgiref makes a one-thread
+  executor, a new thread, per request, and joins it at the end). Until
+  2026-11 these samples were counted as ``other``;
+- ``other``: on-CPU samples with Python frames that no rule claims (the
+  interpreter's start-up frames, a thread pool's own loop between tasks, the
+  garbage collector as seen from an unclaimed frame). Samples of sleeping
+  threads are not taken at all.
 
 Not a part: ``waiting``. py-spy calls a thread active when the kernel says it
 is runnable (state R), which includes a thread just woken and still waiting
@@ -79,12 +92,14 @@ from asyncbench.model.results import Cell, Run
 VIEW = "view"
 DJANGO = "django"
 SERVER = "server"
+THREADS = "threads"
 OTHER = "other"
-PARTS: tuple[str, ...] = (SERVER, DJANGO, VIEW, OTHER)
+PARTS: tuple[str, ...] = (SERVER, DJANGO, VIEW, THREADS, OTHER)
 PART_LABELS: dict[str, str] = {
     SERVER: "server",
     DJANGO: "Django handler & middleware",
     VIEW: "view",
+    THREADS: "threads starting/ending (no Python frame)",
     OTHER: "other (unclassified, on CPU)",
 }
 
@@ -199,8 +214,11 @@ def parse_collapsed(text: str) -> list[tuple[list[str], int]]:
     out: list[tuple[list[str], int]] = []
     for line in text.splitlines():
         stack, _, count = line.rstrip().rpartition(" ")
-        if not stack or not count.isdigit():
+        if not count.isdigit():
             continue
+        # an empty stack (" 154"): threads without a Python frame, as py-spy
+        # writes them when it samples one process (with --subprocesses they
+        # carry the process frame)
         out.append((split_stack(stack), int(count)))
     return out
 
@@ -238,6 +256,8 @@ def classify(frames: Sequence[str]) -> str:
     """The part of one sample (frames outermost first): WAITING, or one of PARTS."""
     if is_waiting(frames):
         return WAITING
+    if not any(parse_frame(text).file for text in frames):
+        return THREADS  # only py-spy's process (and thread) frames: no Python frame
     deepest: dict[int, str] = {}
     for text in frames:  # outermost first: a later (deeper) match replaces an earlier one
         rule = _rule_for(parse_frame(text))

@@ -18,18 +18,19 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from html import escape
 
-from asyncbench.analysis.cpu_split import OTHER, PART_LABELS, PARTS, frame_part
+from asyncbench.analysis.cpu_split import OTHER, PART_LABELS, PARTS, THREADS, frame_part
 
 WIDTH_PX = 1200
 FRAME_PX = 16
 PAD_PX = 10
-TITLE_PX = 44
+TITLE_PX = 62
 MIN_WIDTH_PX = 0.5
 CHAR_PX = 6.6  # average width of a character at the font size used
 PART_COLORS: dict[str, str] = {
     "server": "#56B4E9",
     "django": "#E69F00",
     "view": "#009E73",
+    THREADS: "#CC79A7",
     OTHER: "#c8c8c8",
 }
 
@@ -77,11 +78,12 @@ def flamegraph_svg(stacks: Sequence[tuple[Sequence[str], int]], *, title: str, s
         f'<text x="{PAD_PX}" y="20" font-size="15" font-weight="bold">{escape(title)}</text>',
         f'<text x="{PAD_PX}" y="36" fill="#555">{escape(subtitle)}</text>',
     ]
-    legend_x = WIDTH_PX - PAD_PX - 4 * 190
-    for i, part in enumerate(PARTS):
-        x = legend_x + i * 190
-        out.append(f'<rect x="{x}" y="26" width="12" height="12" fill="{PART_COLORS[part]}"/>')
-        out.append(f'<text x="{x + 16}" y="36">{escape(PART_LABELS[part])}</text>')
+    # the legend on its own line, under the subtitle (which may be long)
+    x = PAD_PX
+    for part in PARTS:
+        out.append(f'<rect x="{x}" y="44" width="12" height="12" fill="{PART_COLORS[part]}"/>')
+        out.append(f'<text x="{x + 16}" y="54">{escape(PART_LABELS[part])}</text>')
+        x += 16 + 7 * len(PART_LABELS[part]) + 24
     if not root.total:
         out.append(f'<text x="{PAD_PX}" y="{TITLE_PX + 20}">no on-CPU samples</text>')
     bottom = height - PAD_PX - 20

@@ -14,7 +14,18 @@ from typing import TYPE_CHECKING, Any
 
 from markupsafe import Markup
 
-from asyncbench.analysis.cpu_split import DJANGO, OTHER, PART_LABELS, PARTS, SERVER, VIEW, WAITING, ArmSplit, splits
+from asyncbench.analysis.cpu_split import (
+    DJANGO,
+    OTHER,
+    PART_LABELS,
+    PARTS,
+    SERVER,
+    THREADS,
+    VIEW,
+    WAITING,
+    ArmSplit,
+    splits,
+)
 from asyncbench.model.profiles import PROFILE_OK
 from asyncbench.model.summary import params_label, users_label
 from asyncbench.render.charts_profile import split_chart
@@ -31,6 +42,7 @@ _IN_SENTENCE = {
     DJANGO: "Django's handler and middleware",
     SERVER: "the server",
     VIEW: "the view",
+    THREADS: "threads starting and ending (no Python frame)",
     OTHER: "unclassified",
 }
 # below this, a part's difference is not worth a clause (ms per request)
@@ -101,21 +113,18 @@ def _table(group: list[ArmSplit]) -> Markup:
                 link,
             ]
         )
-    return table_html(
-        [
-            "arm",
-            "CPU / request (measured)",
-            *(PART_LABELS[part] for part in PARTS),
-            "thread hops / request",
-            "event-loop lag mean / max ms",
-            "on-CPU samples",
-            "waking samples (left out)",
-            "req/s while profiled",
-            "files",
-        ],
-        rows,
-        raw_html_cols=(11,),
-    )
+    header = [
+        "arm",
+        "CPU / request (measured)",
+        *(PART_LABELS[part] for part in PARTS),
+        "thread hops / request",
+        "event-loop lag mean / max ms",
+        "on-CPU samples",
+        "waking samples (left out)",
+        "req/s while profiled",
+        "files",
+    ]
+    return table_html(header, rows, raw_html_cols=(len(header) - 1,))  # the links: the last column
 
 
 def where_time_goes(page: Page) -> dict[str, Any]:
