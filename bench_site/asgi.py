@@ -13,7 +13,7 @@ import os
 from channels.routing import ProtocolTypeRouter
 from django.core.asgi import get_asgi_application
 
-from bench_site import telemetry
+from bench_site import gcpolicy, telemetry
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bench_site.settings")
 
@@ -26,3 +26,6 @@ http_application = telemetry.wrap_asgi(get_asgi_application())
 from bench_site.routing import websocket_application  # noqa: E402
 
 application = ProtocolTypeRouter({"http": http_application, "websocket": websocket_application})
+
+# Last: every object alive now is the application's (BENCH_GC=freeze freezes them).
+gcpolicy.apply()

@@ -23,7 +23,12 @@ meaning in files already written). What bumps each one:
   (samples, summed lag, the largest since the runner last reset it, and how
   many samples were later than 1, 10 and 100 ms);
 - ``gc_collections`` / ``gc_pause_ns``: the cyclic garbage collector's runs and
-  the time they stopped the process (``gc.callbacks``).
+  the time they stopped the process (``gc.callbacks``); ``gc_full_collections``
+  / ``gc_full_pause_ns`` the same for the full (oldest-generation) ones alone,
+  which traverse every tracked object of the process (Django's included,
+  unless ``gc.freeze()`` moved them out of the collector's sight);
+  ``gc_frozen_objects`` the objects a process froze at start
+  (bench_site.gcpolicy, BENCH_GC=freeze; 0 otherwise).
 - ``ws_messages``: WebSocket messages the consumers answered
   (bench_site.workloads.ws.reply_for, the same call in both twins).
 
@@ -60,6 +65,9 @@ COUNTERS: tuple[str, ...] = (
     "loop_lag_over_10ms",
     "loop_lag_over_100ms",
     "ws_messages",
+    "gc_full_collections",
+    "gc_full_pause_ns",
+    "gc_frozen_objects",
 )
 SLOTS = 64
 _INDEX = {name: i for i, name in enumerate(COUNTERS)}
@@ -174,14 +182,19 @@ def _count_hops() -> None:
 
 _S2A_CALLED_AT: contextvars.ContextVar[int] = contextvars.ContextVar("bench_s2a_called_at", default=0)
 _gc_started_at = [0]  # a collection holds the GIL from start to stop: one slot is enough
+_OLDEST = len(gc.get_threshold()) - 1  # the generation a full collection collects
 
 
 def _on_gc(phase: str, info: dict[str, int]) -> None:
     if phase == "start":
         _gc_started_at[0] = time.perf_counter_ns()
     elif _gc_started_at[0]:
+        pause = time.perf_counter_ns() - _gc_started_at[0]
         add("gc_collections")
-        add("gc_pause_ns", time.perf_counter_ns() - _gc_started_at[0])
+        add("gc_pause_ns", pause)
+        if info.get("generation") == _OLDEST:
+            add("gc_full_collections")
+            add("gc_full_pause_ns", pause)
         _gc_started_at[0] = 0
 
 

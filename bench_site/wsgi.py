@@ -10,7 +10,7 @@ import os
 
 from django.core.wsgi import get_wsgi_application
 
-from bench_site import telemetry
+from bench_site import gcpolicy, telemetry
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bench_site.settings")
 
@@ -18,3 +18,6 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bench_site.settings")
 # without it the application is Django's own, unwrapped.
 telemetry.install()
 application = telemetry.wrap_wsgi(get_wsgi_application())
+
+# Last: every object alive now is the application's (BENCH_GC=freeze freezes them).
+gcpolicy.apply()

@@ -61,6 +61,8 @@ def setup_info(
     notes = spec.notes + ("; plus one sync-only middleware (BENCH_SYNC_MIDDLEWARE=1)" if config.sync_middleware else "")
     if config.middleware != DEFAULT_STACK:
         notes += f"; {config.middleware} middleware stack with a logged-in session (BENCH_MIDDLEWARE)"
+    if config.gc != "default":
+        notes += f"; the cyclic GC {config.gc} (BENCH_GC={config.gc}: gc.freeze() once the application is loaded)"
     return SetupInfo(
         name=config.name,
         server=spec.server,
@@ -138,6 +140,10 @@ def start_servers(requests: list[ServerRequest]) -> list[Server | ProcessError]:
             # set only off the default, so a minimal setup's recorded environment is as before the option
             if req.config.middleware != DEFAULT_STACK:
                 env["BENCH_MIDDLEWARE"] = req.config.middleware
+            # the scenario's GC policy, never one inherited from the runner's environment
+            env.pop("BENCH_GC", None)
+            if req.config.gc != "default":
+                env["BENCH_GC"] = req.config.gc
             env.pop("BENCH_TELEMETRY_DIR", None)  # only the folder of this start, never an inherited one
             if req.telemetry is not None:
                 req.telemetry.mkdir(parents=True, exist_ok=True)

@@ -295,6 +295,10 @@ class SetupConfig:
     # false measures one without them, beside one with, in the same blocks:
     # what the telemetry itself costs.
     telemetry: bool = True
+    # The cyclic garbage collector's policy in the server processes
+    # (bench_site.gcpolicy): "default", or "freeze" (gc.freeze() once the
+    # application is loaded). BENCH_GC.
+    gc: str = "default"
 
     @property
     def spec(self) -> SetupKind:

@@ -36,6 +36,7 @@ from asyncbench.model.scenario_keys import (
     positive,
 )
 from asyncbench.model.scenario_keys import ScenarioError as ScenarioError  # noqa: PLC0414 (a re-export)
+from bench_site.gcpolicy import POLICIES as GC_POLICIES
 from bench_site.registry import VARIANTS, WORKLOADS, unavailable
 from bench_site.stacks import DEFAULT_STACK, MIDDLEWARE_STACKS
 
@@ -209,6 +210,8 @@ class Scenario:
                 del setup["middleware"]
             if setup["telemetry"]:  # absent when on, as before the key existed
                 del setup["telemetry"]
+            if setup["gc"] == GC_POLICIES[0]:  # absent when the default, as before the key existed
+                del setup["gc"]
         if d["latency"] is None:  # absent, as before the phase existed (the gate compares resolved scenarios)
             del d["latency"]
         if d["profile"] is None:  # absent, as before profiling slices existed
@@ -258,6 +261,11 @@ def parse(data: dict[str, Any], *, source: str = "<scenario>") -> Scenario:
                 "the setups serve another project: declare [endpoints.<name>] for its views instead"
             )
         for i, s in enumerate(setups):
+            if s.gc != GC_POLICIES[0]:
+                raise ScenarioError(
+                    f"setups[{i}].gc: {s.gc!r} is applied by bench_site's entry points, and [app] makes the setups "
+                    "serve another project (call gc.freeze() at the end of its own wsgi.py/asgi.py instead)"
+                )
             if s.middleware != DEFAULT_STACK:
                 raise ScenarioError(
                     f"setups[{i}].middleware: {s.middleware!r} chooses a stack of bench_site, and [app] makes "
@@ -393,9 +401,19 @@ def _setups(section: list[Any]) -> tuple[SetupConfig, ...]:
             raise ScenarioError(
                 f"{where}.middleware: unknown stack {middleware!r}; allowed: {', '.join(MIDDLEWARE_STACKS)}"
             )
+        gc_policy = s.get("gc", GC_POLICIES[0])
+        if gc_policy not in GC_POLICIES:
+            raise ScenarioError(f"{where}.gc: unknown policy {gc_policy!r}; allowed: {', '.join(GC_POLICIES)}")
         setups.append(
             SetupConfig(
-                s["name"], kind, workers, threads, s.get("sync_middleware", False), middleware, s.get("telemetry", True)
+                s["name"],
+                kind,
+                workers,
+                threads,
+                s.get("sync_middleware", False),
+                middleware,
+                s.get("telemetry", True),
+                gc_policy,
             )
         )
     return tuple(setups)

@@ -67,6 +67,8 @@ SETUP_KEYS: Mapping[str, type] = {
     # the middleware stack: bench_site.stacks.MIDDLEWARE_STACKS
     "middleware": str,
     "telemetry": bool,
+    # the cyclic GC's policy in the server processes: bench_site.gcpolicy.POLICIES
+    "gc": str,
 }
 WORKLOAD_KEYS: Mapping[str, type] = {
     "variants": list,

@@ -101,6 +101,10 @@ class CellSummary:
     loop_lag_max_ms: float | None = None
     # The cyclic GC's pauses per request (µs)
     gc_pause_us_per_request: float | None = None
+    # of which full (oldest-generation) collections, and how long one took on
+    # average (ms: every such pause stops the whole process); None when not counted
+    gc_full_pause_us_per_request: float | None = None
+    gc_full_ms_each: float | None = None
 
     @property
     def hops_per_request(self) -> float | None:
@@ -161,6 +165,8 @@ def _counted(cell: Cell) -> dict[str, Any]:
         total = sum((r.server_counters or {}).get(name, 0) for r in reps)
         return total / served * scale if served else None
 
+    full_counted = any("gc_full_collections" in (r.server_counters or {}) for r in reps)
+    full = total("gc_full_collections")
     # the database's count only from slices that read it, over their own requests
     with_db = [r for r in reps if r.db_connections is not None]
     db_served = sum((r.server_counters or {}).get("requests", 0) for r in with_db)
@@ -178,6 +184,11 @@ def _counted(cell: Cell) -> dict[str, Any]:
             max((r.server_counters or {}).get("loop_lag_max_ns", 0) for r in lagged) / 1e6 if lagged else None
         ),
         "gc_pause_us_per_request": total("gc_pause_ns") / served / 1000.0 if served else None,
+        # counted since 2026-11-28: absent from older slices' counters, so None there, not 0
+        "gc_full_pause_us_per_request": (
+            total("gc_full_pause_ns") / served / 1000.0 if served and full_counted else None
+        ),
+        "gc_full_ms_each": total("gc_full_pause_ns") / full / 1e6 if full else None,
     }
 
 

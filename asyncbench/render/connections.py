@@ -41,6 +41,8 @@ HEADER = (
     "thread wait µs/hop",
     "loop lag mean / max ms",
     "GC µs/req",
+    "full GC µs/req",
+    "ms per full GC",
 )
 
 # Twins whose connections per 1,000 requests differ by this factor and by at
@@ -78,6 +80,8 @@ class Row:
             fmt(s.thread_wait_us_per_hop),
             lag(s.loop_lag_mean_ms, s.loop_lag_max_ms),
             fmt(s.gc_pause_us_per_request),
+            fmt(s.gc_full_pause_us_per_request),
+            fmt(s.gc_full_ms_each),
         )
 
 
@@ -180,6 +184,8 @@ def table(run: Run) -> Markup:
                 (t[10], s.thread_wait_us_per_hop),
                 (t[11], s.loop_lag_mean_ms),
                 (t[12], s.gc_pause_us_per_request),
+                (t[13], s.gc_full_pause_us_per_request),
+                (t[14], s.gc_full_ms_each),
             ]
         )
         classes.append("flagged" if s.flagged else None)
