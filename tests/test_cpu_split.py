@@ -10,6 +10,7 @@ from asyncbench.analysis.cpu_split import (
     THREADS,
     VIEW,
     WAITING,
+    ArmSplit,
     classify,
     parse_collapsed,
     part_counts,
@@ -210,3 +211,27 @@ def test_a_running_thread_without_a_python_frame_is_a_thread_starting_or_ending(
     assert counts[THREADS] == 214 and counts[OTHER] == 0 and THREADS in PARTS
     # a Python frame no rule claims is still OTHER
     assert classify(stack('process 1:"python x"', "main (myscript.py:3)")) == OTHER
+
+
+def test_the_sentence_names_the_gc_and_its_full_collections_only_when_they_differ():
+    from dataclasses import replace
+
+    from asyncbench.render.sections_profile import sentence
+
+    def arm(setup: str, variant: str, counters: dict[str, int]) -> ArmSplit:
+        cell = _cell(cpu_s=0.5, requests=500)
+        rep = replace(cell.repeats[0], server_counters={"requests": 500, **counters})
+        cell = replace(cell, setup=setup, variant=variant, kind=variant, repeats=(rep,))
+        profile = ProfileRecord(setup, "noio", variant, variant, 4, samples=10, parts={SERVER: 5, DJANGO: 5})
+        s = split(cell, profile)
+        assert s is not None
+        return s
+
+    ref = arm("gunicorn-gthread", "sync", {"gc_pause_ns": 0, "gc_full_collections": 0, "gc_full_pause_ns": 0})
+    # 500 requests: 60 ms of GC, 40 ms of it in one full collection
+    a = arm("uvicorn", "async", {"gc_pause_ns": 60_000_000, "gc_full_collections": 1, "gc_full_pause_ns": 40_000_000})
+    text = sentence(a, ref)
+    assert "The cyclic GC stopped it 120 µs per request against 0 µs" in text
+    assert "80.0 µs of it in full collections, each a 40.0-ms pause of the whole server" in text
+    # the same GC on both sides: no clause
+    assert "cyclic GC" not in sentence(ref, ref)

@@ -88,6 +88,16 @@ def sentence(a: ArmSplit, ref: ArmSplit) -> str:
             f". Its event loop woke {fmt(lag_mean)} ms late on average (sampled every 20 ms), "
             f"{fmt(lag_max)} ms at worst in a window"
         )
+    gc_us, full_us, full_ms = (
+        a.cell.summary.gc_pause_us_per_request,
+        a.cell.summary.gc_full_pause_us_per_request,
+        a.cell.summary.gc_full_ms_each,
+    )
+    ref_gc = ref.cell.summary.gc_pause_us_per_request
+    if gc_us is not None and ref_gc is not None and gc_us - ref_gc >= _NEGLIGIBLE_MS * 1000:
+        text += f". The cyclic GC stopped it {fmt(gc_us)} µs per request against {fmt(ref_gc)} µs"
+        if full_us and full_ms is not None:
+            text += f"; {fmt(full_us)} µs of it in full collections, each a {fmt(full_ms)}-ms pause of the whole server"
     return text + "."
 
 
