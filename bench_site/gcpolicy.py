@@ -19,12 +19,13 @@ import os
 from bench_site import telemetry
 
 ENV = "BENCH_GC"
-POLICIES: tuple[str, ...] = ("default", "freeze")
+DEFAULT_GC = "default"
+POLICIES: tuple[str, ...] = (DEFAULT_GC, "freeze")
 
 
 def policy() -> str:
     """The policy BENCH_GC names; an unknown one is refused, naming the allowed values."""
-    value = os.environ.get(ENV, "").strip() or "default"
+    value = os.environ.get(ENV, "").strip() or DEFAULT_GC
     if value not in POLICIES:
         raise ValueError(f"{ENV}={value!r}: allowed: {', '.join(POLICIES)}")
     return value

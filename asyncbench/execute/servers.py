@@ -20,6 +20,7 @@ from asyncbench.execute.setups import SetupConfig
 from asyncbench.execute.target import url_get
 from asyncbench.model.endpoints import AppConfig
 from asyncbench.model.results import SetupInfo
+from bench_site.gcpolicy import DEFAULT_GC
 from bench_site.stacks import DEFAULT_STACK
 
 
@@ -61,7 +62,7 @@ def setup_info(
     notes = spec.notes + ("; plus one sync-only middleware (BENCH_SYNC_MIDDLEWARE=1)" if config.sync_middleware else "")
     if config.middleware != DEFAULT_STACK:
         notes += f"; {config.middleware} middleware stack with a logged-in session (BENCH_MIDDLEWARE)"
-    if config.gc != "default":
+    if config.gc != DEFAULT_GC:
         notes += f"; the cyclic GC {config.gc} (BENCH_GC={config.gc}: gc.freeze() once the application is loaded)"
     return SetupInfo(
         name=config.name,
@@ -142,7 +143,7 @@ def start_servers(requests: list[ServerRequest]) -> list[Server | ProcessError]:
                 env["BENCH_MIDDLEWARE"] = req.config.middleware
             # the scenario's GC policy, never one inherited from the runner's environment
             env.pop("BENCH_GC", None)
-            if req.config.gc != "default":
+            if req.config.gc != DEFAULT_GC:
                 env["BENCH_GC"] = req.config.gc
             env.pop("BENCH_TELEMETRY_DIR", None)  # only the folder of this start, never an inherited one
             if req.telemetry is not None:

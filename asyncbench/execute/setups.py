@@ -13,6 +13,8 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from bench_site.gcpolicy import DEFAULT_GC
+
 WSGI_APP = "bench_site.wsgi:application"
 ASGI_APP = "bench_site.asgi:application"
 
@@ -298,7 +300,7 @@ class SetupConfig:
     # The cyclic garbage collector's policy in the server processes
     # (bench_site.gcpolicy): "default", or "freeze" (gc.freeze() once the
     # application is loaded). BENCH_GC.
-    gc: str = "default"
+    gc: str = DEFAULT_GC
 
     @property
     def spec(self) -> SetupKind:

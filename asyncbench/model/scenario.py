@@ -36,6 +36,7 @@ from asyncbench.model.scenario_keys import (
     positive,
 )
 from asyncbench.model.scenario_keys import ScenarioError as ScenarioError  # noqa: PLC0414 (a re-export)
+from bench_site.gcpolicy import DEFAULT_GC
 from bench_site.gcpolicy import POLICIES as GC_POLICIES
 from bench_site.registry import VARIANTS, WORKLOADS, unavailable
 from bench_site.stacks import DEFAULT_STACK, MIDDLEWARE_STACKS
@@ -210,7 +211,7 @@ class Scenario:
                 del setup["middleware"]
             if setup["telemetry"]:  # absent when on, as before the key existed
                 del setup["telemetry"]
-            if setup["gc"] == GC_POLICIES[0]:  # absent when the default, as before the key existed
+            if setup["gc"] == DEFAULT_GC:  # absent when the default, as before the key existed
                 del setup["gc"]
         if d["latency"] is None:  # absent, as before the phase existed (the gate compares resolved scenarios)
             del d["latency"]
@@ -261,7 +262,7 @@ def parse(data: dict[str, Any], *, source: str = "<scenario>") -> Scenario:
                 "the setups serve another project: declare [endpoints.<name>] for its views instead"
             )
         for i, s in enumerate(setups):
-            if s.gc != GC_POLICIES[0]:
+            if s.gc != DEFAULT_GC:
                 raise ScenarioError(
                     f"setups[{i}].gc: {s.gc!r} is applied by bench_site's entry points, and [app] makes the setups "
                     "serve another project (call gc.freeze() at the end of its own wsgi.py/asgi.py instead)"
@@ -401,7 +402,7 @@ def _setups(section: list[Any]) -> tuple[SetupConfig, ...]:
             raise ScenarioError(
                 f"{where}.middleware: unknown stack {middleware!r}; allowed: {', '.join(MIDDLEWARE_STACKS)}"
             )
-        gc_policy = s.get("gc", GC_POLICIES[0])
+        gc_policy = s.get("gc", DEFAULT_GC)
         if gc_policy not in GC_POLICIES:
             raise ScenarioError(f"{where}.gc: unknown policy {gc_policy!r}; allowed: {', '.join(GC_POLICIES)}")
         setups.append(
